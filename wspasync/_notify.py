@@ -1,0 +1,283 @@
+"""Notification rules: one network event, three projections. Pure: no loop, no socket.
+
+Theory of operation
+-------------------
+Windows reports the same happening -- "the connect finished with WSAECONNREFUSED",
+"a connection is pending on the listener" -- through three independent routes, and
+each has its own bookkeeping (SEMANTICS.md §3-§4):
+
+* ``WSPSelect`` is level-triggered and keeps no memory: :func:`select_ready` derives
+  the three sets from the socket's Winsock state and the transport's current levels.
+* ``WSPAsyncSelect`` (message mode) posts a message when an event happens, if the mask
+  admits it and the event is not *held*: a posted FD_READ/FD_WRITE/FD_OOB/FD_ACCEPT/
+  FD_QOS stays held until the matching re-enabling call (recv, a send that would
+  block, accept, SIO_GET_QOS). FD_CONNECT and FD_CLOSE happen once per attempt or
+  connection and have no re-enabling call.
+* ``WSPEventSelect`` (event mode) records the event in the network-event record with
+  its error code and signals the event object if the mask admits it; the record is
+  kept even while masked out, and ``WSPEnumNetworkEvents`` hands over and clears the
+  admitted part of it in one step. A new arrival records again, so event mode signals
+  again without any re-enabling call.
+
+:class:`Notifications` holds that per-socket bookkeeping and :func:`fire` is the one
+place that projects an event into it. The socket record of the provider inherits the
+fields, so the hot path pays no extra object per socket.
+
+The targets are duck-typed: a window needs ``post_message(Message)``, an event object
+needs ``set()`` and ``reset()``. They are the only way out of this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._constants import (
+    FD_ACCEPT,
+    FD_ACCEPT_BIT,
+    FD_ADDRESS_LIST_CHANGE,
+    FD_CLOSE,
+    FD_CONNECT,
+    FD_CONNECT_BIT,
+    FD_GROUP_QOS,
+    FD_MAX_EVENTS,
+    FD_OOB,
+    FD_QOS,
+    FD_READ,
+    FD_ROUTING_INTERFACE_CHANGE,
+    FD_WRITE,
+    FD_WRITE_BIT,
+    WSAMAKESELECTREPLY,
+)
+from ._state import ConnectFailed, ConnectSucceeded, State, next_state
+from ._structs import Message, WSANetworkEvents
+
+__all__ = [
+    "MODE_NONE",
+    "MODE_MESSAGE",
+    "MODE_EVENT",
+    "REENABLED_BY_CALL",
+    "Notifications",
+    "fire",
+    "register",
+    "reenable",
+    "enum_network_events",
+    "connect_finished",
+    "select_ready",
+    "connection_pending",
+    "accept_called",
+    "inherit_registration",
+]
+
+MODE_NONE = 0
+MODE_MESSAGE = 1
+MODE_EVENT = 2
+
+#: Message-mode events that, once posted, wait for a re-enabling call (WSAAsyncSelect
+#: page, "Remarks": the re-enabling function table). FD_CONNECT and FD_CLOSE are not
+#: here: they have no re-enabling function and happen once per attempt / connection.
+REENABLED_BY_CALL = (
+    FD_READ
+    | FD_WRITE
+    | FD_OOB
+    | FD_ACCEPT
+    | FD_QOS
+    | FD_GROUP_QOS
+    | FD_ROUTING_INTERFACE_CHANGE
+    | FD_ADDRESS_LIST_CHANGE
+)
+
+_NO_ERRORS = (0,) * FD_MAX_EVENTS
+
+
+@attrs.define(eq=False)
+class Notifications:
+    """Per-socket registration and network-event record.
+
+    ``recorded`` is the event-select record (events not yet enumerated), ``errors`` its
+    per-bit error codes (allocated on the first non-zero code), ``held`` the
+    message-mode events posted and not yet re-enabled.
+    """
+
+    handle: int
+    mode: int = MODE_NONE
+    mask: int = 0
+    window: Any = None
+    wmsg: int = 0
+    event: Any = None
+    recorded: int = 0
+    held: int = 0
+    errors: list[int] | None = None
+    observer: Any = None  # a trace recorder, when one is attached
+
+
+def fire(rec: Notifications, value: int, index: int, error: int) -> None:
+    """Project one network event (bit *value*, index *index*) with *error* into *rec*."""
+    errors = rec.errors
+    if errors is not None:
+        errors[index] = error
+    elif error:
+        errors = rec.errors = [0] * FD_MAX_EVENTS
+        errors[index] = error
+    mode = rec.mode
+    if mode == MODE_MESSAGE and rec.mask & value and not rec.held & value:
+        message = Message(rec.window, rec.wmsg, rec.handle, WSAMAKESELECTREPLY(value, error))
+        rec.window.post_message(message)
+        if value & REENABLED_BY_CALL:
+            rec.held |= value
+        outcome = "posted"
+    else:
+        rec.recorded |= value
+        if mode == MODE_EVENT and rec.mask & value:
+            rec.event.set()
+            outcome = "signalled"
+        else:
+            outcome = "recorded"
+    if rec.observer is not None:
+        rec.observer.fired(rec, value, error, outcome)
+
+
+def register(
+    rec: Notifications, mode: int, mask: int, target: Any, wmsg: int, level: int
+) -> None:
+    """WSPAsyncSelect (``MODE_MESSAGE``) or WSPEventSelect (``MODE_EVENT``) on *rec*.
+
+    One registration per socket: this replaces whatever was there. A zero mask leaves
+    the socket unregistered. *level* holds the conditions true right now (writable,
+    unread data, pending accept, peer closed) as FD bits: message mode re-posts the
+    ones the mask admits, in bit order; event mode posts nothing new but signals for
+    what the record (kept across re-registration, observed) already holds.
+    """
+    if not mask:
+        rec.mode, rec.mask, rec.window, rec.event = MODE_NONE, 0, None, None
+        return
+    rec.mode, rec.mask = mode, mask
+    rec.held = 0
+    if mode == MODE_MESSAGE:
+        rec.window, rec.wmsg, rec.event = target, wmsg, None
+        posting = level & mask
+        bit = 1
+        index = 0
+        while posting:
+            if posting & bit:
+                error = rec.errors[index] if rec.errors is not None and bit == FD_CLOSE else 0
+                fire(rec, bit, index, error)
+                posting &= ~bit
+            bit <<= 1
+            index += 1
+    else:
+        rec.window, rec.event = None, target
+        if rec.recorded & mask:
+            target.set()
+
+
+def reenable(rec: Notifications, value: int) -> None:
+    """A re-enabling call (recv, accept, a send that would block, ...) for *value*."""
+    rec.held &= ~value
+
+
+def enum_network_events(rec: Notifications, out: WSANetworkEvents, event: Any) -> None:
+    """WSPEnumNetworkEvents: copy the admitted record into *out*, clear it, reset *event*.
+
+    Error codes are written only for the bits reported (WSAEnumNetworkEvents page).
+    """
+    reported = rec.recorded & rec.mask
+    rec.recorded &= ~reported
+    out.lNetworkEvents = reported
+    errors = rec.errors or _NO_ERRORS
+    codes = out.iErrorCode
+    index = 0
+    bits = reported
+    while bits:
+        if bits & 1:
+            codes[index] = errors[index]
+        bits >>= 1
+        index += 1
+    if event is not None:
+        event.reset()
+
+
+def connect_finished(rec: Any, error: int, synchronous: bool) -> None:
+    """The end of a connect attempt: the one core event behind every route.
+
+    *rec* carries :class:`Notifications` plus ``state``, ``so_error`` and
+    ``connect_error``. Success: CONNECTED, SO_ERROR 0, FD_CONNECT(0) then FD_WRITE(0).
+    Failure: FAILED, one FD_CONNECT(error) and nothing else; SO_ERROR keeps the code
+    (observed: reading does not clear it, a retry does not reset it), except after a
+    synchronous (blocking) failure, where it reads 0 (observed, Wine sock.c).
+    """
+    if error:
+        rec.state = next_state(rec.state, ConnectFailed)
+        rec.connect_error = error
+        if not synchronous:
+            rec.so_error = error
+        fire(rec, FD_CONNECT, FD_CONNECT_BIT, error)
+    else:
+        rec.state = next_state(rec.state, ConnectSucceeded)
+        rec.connect_error = 0
+        rec.so_error = 0
+        fire(rec, FD_CONNECT, FD_CONNECT_BIT, 0)
+        fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
+
+
+def select_ready(
+    state: State,
+    stream: bool,
+    connect_error: int,
+    os_readable: bool,
+    os_writable: bool,
+    pending_accepts: int,
+) -> tuple[bool, bool, bool]:
+    """(readable, writable, exceptional) as WSPSelect sees a socket.
+
+    *os_readable*/*os_writable* are the transport's levels (data or a peer close;
+    room to send); the Winsock state decides what they mean. A stream socket that
+    never connected is in no set (Linux would call it writable and hung up); a failed
+    connect is in exceptfds only, until a new attempt starts; a connecting socket is
+    in no set.
+    """
+    if state is State.CONNECTED:
+        return os_readable, os_writable, False
+    if state is State.LISTENING:
+        return pending_accepts > 0, False, False
+    if state is State.FAILED:
+        return False, False, connect_error != 0
+    if not stream and state in (State.UNBOUND, State.BOUND):
+        # An unconnected datagram socket can always sendto; it is readable when a
+        # datagram waits.
+        return os_readable, True, False
+    return False, False, False
+
+
+def connection_pending(rec: Notifications) -> None:
+    """A connection arrived on a listener: FD_ACCEPT, once per pending connection.
+
+    Message mode posts it unless an earlier FD_ACCEPT is still held; event mode
+    records and signals on every arrival (SEMANTICS.md §4).
+    """
+    fire(rec, FD_ACCEPT, FD_ACCEPT_BIT, 0)
+
+
+def accept_called(rec: Notifications, remaining: int, deferred: bool) -> None:
+    """WSPAccept ran (successfully or not); *remaining* connections still wait.
+
+    accept re-enables FD_ACCEPT even when it fails, and if more connections are
+    pending a new FD_ACCEPT follows. A condition function that answered CF_DEFER
+    does not re-enable (WSPAccept page).
+    """
+    if deferred:
+        return
+    rec.held &= ~FD_ACCEPT
+    if remaining:
+        fire(rec, FD_ACCEPT, FD_ACCEPT_BIT, 0)
+
+
+def inherit_registration(new: Notifications, listener: Notifications) -> None:
+    """An accepted socket takes the listener's registration and reports FD_WRITE.
+
+    It never reports FD_CONNECT (WSAAsyncSelect page; Wine sock.c).
+    """
+    new.mode, new.mask = listener.mode, listener.mask
+    new.window, new.wmsg, new.event = listener.window, listener.wmsg, listener.event
+    fire(new, FD_WRITE, FD_WRITE_BIT, 0)
