@@ -315,8 +315,6 @@ class Engine:
     def finish(self, rec: SocketRecord, error: int, synchronous: bool) -> None:
         """The attempt in progress ended with *error*: run the core event, wake waiters."""
         _notify.connect_finished(rec, error, synchronous)
-        if self.observer is not None:
-            self.observer.state_changed(rec)
         waiter = rec.waiter
         if waiter is not None:
             rec.waiter = None

@@ -212,11 +212,15 @@ def connect_finished(rec: Any, error: int, synchronous: bool) -> None:
         rec.connect_error = error
         if not synchronous:
             rec.so_error = error
+        if rec.observer is not None:
+            rec.observer.state_changed(rec)
         fire(rec, FD_CONNECT, FD_CONNECT_BIT, error)
     else:
         rec.state = next_state(rec.state, ConnectSucceeded)
         rec.connect_error = 0
         rec.so_error = 0
+        if rec.observer is not None:
+            rec.observer.state_changed(rec)
         fire(rec, FD_CONNECT, FD_CONNECT_BIT, 0)
         fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
 
