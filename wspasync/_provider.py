@@ -89,7 +89,7 @@ def _fail(box: Any, code: int) -> int:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _read_bytes(data: Any, length: Any, need: int) -> bytes:

@@ -131,6 +131,16 @@ def parse_sockaddr(data: Any) -> tuple:
     return (AF_INET6, addr.host, addr.port, addr.flowinfo, addr.scope_id)
 
 
+_DECODED: dict[bytes, SockAddr] = {}
+_DECODED_MAX = 4096
+
+
+def _remember(data: bytes, addr: SockAddr) -> None:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[data] = addr
+
+
 @attrs.frozen
 class SockAddr:
     """An IPv4 or IPv6 socket address, with ``family`` a Windows AF_* number.
@@ -155,6 +165,11 @@ class SockAddr:
         with WSAEAFNOSUPPORT when the family is neither AF_INET nor AF_INET6.
         Bytes past the family's size are ignored, as Windows does.
         """
+        if type(data) is bytes and type(namelen) is int:
+            # Connect storms pass the same name again and again: decode it once.
+            hit = _DECODED.get(data)
+            if hit is not None and hit.size <= namelen <= len(data):
+                return hit
         if not isinstance(namelen, int):
             raise WSAError(WSAEFAULT)
         if type(data) is not bytes:
@@ -169,15 +184,18 @@ class SockAddr:
         if family == AF_INET:
             if namelen < SOCKADDR_IN_SIZE:
                 raise WSAError(WSAEFAULT)
-            return cls(AF_INET, _ipv4_text(data[4:8]),
-                       data[2] << 8 | data[3])
+            addr = cls(AF_INET, _ipv4_text(data[4:8]), data[2] << 8 | data[3])
+            _remember(data, addr)
+            return addr
         if family == AF_INET6:
             if namelen < SOCKADDR_IN6_SIZE:
                 raise WSAError(WSAEFAULT)
-            return cls(AF_INET6, _ipv6_text(data[8:24]),
+            addr = cls(AF_INET6, _ipv6_text(data[8:24]),
                        data[2] << 8 | data[3],
                        int.from_bytes(data[4:8], "big"),
                        int.from_bytes(data[24:28], "little"))
+            _remember(data, addr)
+            return addr
         raise WSAError(WSAEAFNOSUPPORT)
 
     @classmethod
