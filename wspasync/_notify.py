@@ -232,16 +232,24 @@ def select_ready(
     os_readable: bool,
     os_writable: bool,
     pending_accepts: int,
+    oob_pending: bool = False,
+    oob_inline: bool = False,
 ) -> tuple[bool, bool, bool]:
     """(readable, writable, exceptional) as WSPSelect sees a socket.
 
-    *os_readable*/*os_writable* are the transport's levels (data or a peer close;
-    room to send); the Winsock state decides what they mean. A stream socket that
-    never connected is in no set (Linux would call it writable and hung up); a failed
-    connect is in exceptfds only, until a new attempt starts; a connecting socket is
-    in no set.
+    *os_readable*/*os_writable* are the transport's levels (data, a graceful peer
+    close or a reset; room to send); the Winsock state decides what they mean. A
+    stream socket that never connected is in no set (Linux would call it writable and
+    hung up); a failed connect is in exceptfds only, until a new attempt starts; a
+    connecting socket is in no set. Urgent (OOB) data puts a connected socket in
+    exceptfds unless SO_OOBINLINE is on, in which case it is ordinary data and makes
+    the socket readable (select page; Wine sock.c test_select).
     """
     if state is State.CONNECTED:
+        if oob_pending:
+            if oob_inline:
+                return True, os_writable, False
+            return os_readable, os_writable, True
         return os_readable, os_writable, False
     if state is State.LISTENING:
         return pending_accepts > 0, False, False
