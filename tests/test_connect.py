@@ -62,8 +62,8 @@ from wspasync import (
     sockaddr_in,
     sockaddr_in6,
 )
+from wspasync.testing import settle
 
-from conftest import settle
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -30,8 +30,8 @@ from wspasync import (
     Window,
     sockaddr_in,
 )
+from wspasync.testing import settle
 
-from conftest import settle
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -181,7 +181,8 @@ async def test_counts_twice_and_compacts_duplicates(wsp, listener):
     nonblock(wsp, s)
     start(wsp, s, listener.getsockname()[1])
     await poll(wsp, s, None)
-    w = FdSet([s, s, s])
+    w = FdSet([s])
+    w.fd_array[:] = [s, s, s]  # FD_SET itself would not add a duplicate
     x = FdSet([s])
     assert w.fd_count == 3
     assert await wsp.WSPSelect(0, None, w, x, ZERO, Errno()) == 1

@@ -205,6 +205,7 @@ from ._constants import (
 from ._errors import WSAError, check
 from ._engine import ConnectTiming
 from ._provider import Provider
+from ._sync import SyncProvider
 from ._sockaddr import parse_sockaddr, sockaddr_in, sockaddr_in6
 from ._structs import (
     QOS,
@@ -424,6 +425,7 @@ __all__ = [
     "check",
     "ConnectTiming",
     "Provider",
+    "SyncProvider",
     "parse_sockaddr",
     "sockaddr_in",
     "sockaddr_in6",

@@ -32,8 +32,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno as _errno
+import fcntl
 import select
 import socket
+import struct
+import termios
 import time
 from typing import Any
 
@@ -45,11 +48,16 @@ from ._constants import (
     AF_INET6,
     ErrorCode,
     FD_ACCEPT,
+    FD_CLOSE,
+    FD_OOB,
     FD_READ,
     FD_WRITE,
+    SO_OOBINLINE,
     SOCK_DGRAM,
     SOCK_STREAM,
+    SOL_SOCKET,
     errno_to_wsa,
+    fd_close_error,
 )
 from ._errors import WSAError
 from ._notify import Notifications
@@ -91,6 +99,7 @@ _ASYNC_OUTCOMES = frozenset(
 
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 _POLLOUT = select.POLLOUT
+_OOBINLINE_KEY = (SOL_SOCKET, SO_OOBINLINE)
 
 
 @attrs.frozen
@@ -124,13 +133,251 @@ class SocketRecord(Notifications):
     backlog: int = 0
     accepts: collections.deque[tuple[socket.socket, Any]] | None = None
     reading: bool = False  # listener: add_reader armed
+    writing: bool = False  # connect in progress: add_writer armed
+    io: Any = None  # DataWatch, once data-side state is needed
 
     @property
     def stream(self) -> bool:
         return self.type == SOCK_STREAM
 
 
-class Engine:
+# -- data watching: one dispatcher for every data-side waiter ----------------------
+#
+# Why a provider-level epoll, and not loop.add_reader per socket:
+#
+# * Windows reports *edges* where loops offer *levels*: event mode signals FD_READ
+#   again on each new arrival while earlier data is still unread, and FD_CLOSE when the
+#   FIN arrives behind unread data (Wine sock.c test_read_events/test_close_events).
+#   asyncio's and uvloop's readers are level-triggered (a reader on a socket with
+#   unread data would spin) and see no EPOLLRDHUP. An edge-triggered epoll instance
+#   (epoll(7), EPOLLET) watching EPOLLIN|EPOLLPRI|EPOLLRDHUP reports exactly the
+#   transport facts: each wakeup is a new segment or datagram (sk_data_ready), urgent
+#   data, a FIN or a reset (sk_state_change); write-space wakeups carry only EPOLLOUT
+#   in their key and are filtered out by epoll until EPOLLOUT is in the interest.
+# * A loop allows one reader and one writer per fd; connect completion already uses
+#   the writer. The epoll descriptor is the only fd this dispatcher gives the loop
+#   (one add_reader, both loops support it), so the loop's per-fd slots stay free and
+#   connect completion, FD_* recording, blocking recv/send and WSPSelect waits all go
+#   through one callback, with one epoll_wait per batch of ready sockets.
+# * EPOLL_CTL_ADD reports the socket's current readiness as a first edge, so a socket
+#   that starts being watched late (registered after the peer closed or after data
+#   came) catches up on the facts it missed -- as Windows, which records network events
+#   whether or not anyone selected for them. A watched socket stays watched until it is
+#   closed; the epoll descriptor itself is closed when the last watched socket goes.
+#
+# Only the facts are found here; what they mean for the routes is _notify's business.
+
+#: Mask bits that need the transport watched (FD_WRITE needs it only after a send
+#: would block, which arms it itself).
+WATCH_EVENTS = FD_READ | FD_OOB | FD_CLOSE
+_EP_READ = select.EPOLLIN | select.EPOLLPRI | select.EPOLLRDHUP | select.EPOLLET
+_EP_READ_SIDE = (
+    select.EPOLLIN | select.EPOLLPRI | select.EPOLLRDHUP | select.EPOLLERR | select.EPOLLHUP
+)
+# TCP states in which the peer's FIN has arrived (include/net/tcp_states.h).
+_FIN_SEEN_STATES = frozenset({6, 7, 8, 9, 11})  # TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK CLOSING
+
+
+@attrs.define(eq=False)
+class DataWatch:
+    """The data-side facts of one socket, created on first need (``SocketRecord.io``)."""
+
+    fd: int = -1  # registered in the provider's epoll, or -1
+    interest: int = 0
+    unread: bool = False  # an arrival was reported and recv has not drained it
+    closed: bool = False  # the peer's FIN or a reset was reported (FD_CLOSE sent)
+    reset: int = 0  # WSAE code recv/send report after a reset (sticky, as Windows)
+    shut_rd: bool = False  # local shutdown(SD_RECEIVE)
+    shut_wr: bool = False  # local shutdown(SD_SEND)
+    write_blocked: bool = False  # a send would block: FD_WRITE when room returns
+    select_out: int = 0  # WSPSelect calls waiting for this socket to be writable
+    disconnected: bool = False  # datagram: the default peer was dissolved by connect
+    read_waiters: list[asyncio.Future[Any]] | None = None
+    write_waiters: list[asyncio.Future[Any]] | None = None
+
+
+def _fionread(sock: socket.socket) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def _peer_fin_seen(sock: socket.socket) -> bool:
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] in _FIN_SEEN_STATES
+    except OSError:
+        return False
+
+
+def _wake_all(waiters: list[asyncio.Future[Any]] | None) -> None:
+    if waiters:
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        waiters.clear()
+
+
+def _fail_all(waiters: list[asyncio.Future[Any]] | None, code: int) -> None:
+    if waiters:
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(WSAError(code))
+        waiters.clear()
+
+
+class _DataWatching:
+    """The Engine's data-side half: the epoll dispatcher and the transport facts."""
+
+    loop: asyncio.AbstractEventLoop
+    select_waiters: set[asyncio.Future[None]]
+    _ep: select.epoll | None = None
+    _watched: dict[int, SocketRecord] | None = None
+
+    def io(self, rec: SocketRecord) -> DataWatch:
+        """The data-side state of *rec*, created unwatched on first use."""
+        io = rec.io
+        if io is None:
+            io = rec.io = DataWatch()
+        return io
+
+    def watch(self, rec: SocketRecord) -> DataWatch:
+        """Report *rec*'s transport facts from now on; catch up on earlier ones now.
+
+        A stream socket is watched only once connected (an unconnected TCP socket
+        polls as hung up). The catch-up runs synchronously, so a registration made
+        right after this sees every fact that happened before it.
+        """
+        io = rec.io
+        if io is None:
+            io = rec.io = DataWatch()
+        if io.fd >= 0:
+            return io
+        sock = rec.sock
+        if sock is None or (rec.type == SOCK_STREAM and rec.state is not State.CONNECTED):
+            return io
+        ep = self._ep
+        if ep is None:
+            ep = self._ep = select.epoll()
+            self._watched = {}
+            self.loop.add_reader(ep.fileno(), self._pump)
+        fd = sock.fileno()
+        io.interest = self._interest(io)
+        ep.register(fd, io.interest)
+        io.fd = fd
+        self._watched[fd] = rec  # type: ignore[index]
+        self._pump()
+        return io
+
+    def unwatch(self, rec: SocketRecord, code: int = ErrorCode.WSAEINTR) -> None:
+        """Stop watching *rec* (it is being closed); blocked recv/send get *code*."""
+        io = rec.io
+        if io is None:
+            return
+        _fail_all(io.read_waiters, code)
+        _fail_all(io.write_waiters, code)
+        if io.fd < 0:
+            return
+        watched, ep = self._watched, self._ep
+        fd, io.fd = io.fd, -1
+        if watched is not None and watched.get(fd) is rec:
+            del watched[fd]
+            try:
+                ep.unregister(fd)  # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass
+            if not watched:
+                self.loop.remove_reader(ep.fileno())  # type: ignore[union-attr]
+                ep.close()  # type: ignore[union-attr]
+                self._ep = self._watched = None
+
+    @staticmethod
+    def _interest(io: DataWatch) -> int:
+        if io.write_blocked or io.write_waiters or io.select_out:
+            return _EP_READ | select.EPOLLOUT
+        return _EP_READ
+
+    def update_interest(self, rec: SocketRecord) -> None:
+        """Add or drop EPOLLOUT as the waiters of *rec* need it (watches if needed)."""
+        io = self.watch(rec)
+        if io.fd < 0:
+            return
+        interest = self._interest(io)
+        if interest != io.interest:
+            io.interest = interest
+            self._ep.modify(io.fd, interest)  # type: ignore[union-attr]
+            # EPOLL_CTL_MOD re-polls: room that is already there is reported now.
+            self._pump()
+
+    def _pump(self) -> None:
+        ep, watched = self._ep, self._watched
+        if ep is None or watched is None:
+            return
+        woke = False
+        for fd, events in ep.poll(0):
+            rec = watched.get(fd)
+            if rec is not None and rec.io is not None:
+                self._on_io(rec, rec.io, events)
+                woke = True
+        if woke and self.select_waiters:
+            self.wake_selects()  # type: ignore[attr-defined]
+
+    def _on_io(self, rec: SocketRecord, io: DataWatch, events: int) -> None:
+        if events & _EP_READ_SIDE:
+            if rec.type == SOCK_STREAM:
+                self._stream_facts(rec, io, events)
+            elif not io.shut_rd:
+                # Each wakeup is a datagram (or an ICMP error, which recv reports).
+                io.unread = True
+                _notify.data_arrived(rec)
+            if io.read_waiters:
+                _wake_all(io.read_waiters)
+        if events & select.EPOLLOUT:
+            if io.write_blocked:
+                io.write_blocked = False
+                _notify.room_again(rec)
+            if io.write_waiters:
+                _wake_all(io.write_waiters)
+            interest = self._interest(io)
+            if interest != io.interest and io.fd >= 0:
+                io.interest = interest
+                self._ep.modify(io.fd, interest)  # type: ignore[union-attr]
+
+    def _stream_facts(self, rec: SocketRecord, io: DataWatch, events: int) -> None:
+        if io.closed:
+            return
+        sock = rec.sock
+        if sock is None:
+            return
+        if events & select.EPOLLERR:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                # A reset: Windows drops unread data and every later recv/send fails.
+                io.reset = errno_to_wsa(code)
+                io.closed = True
+                _notify.peer_closed(rec, fd_close_error(code))
+                return
+        if events & select.EPOLLPRI and not (rec.options and rec.options.get(_OOBINLINE_KEY)):
+            _notify.oob_arrived(rec)
+        if events & select.EPOLLRDHUP:
+            if io.shut_rd:
+                # Our own shutdown(SD_RECEIVE) also reads as RDHUP; only the TCP state
+                # tells whether the peer's FIN came too. Local shutdown posts nothing.
+                if not _peer_fin_seen(sock):
+                    return
+            elif not io.unread and _fionread(sock) > 0:
+                # Data that came with the FIN: FD_READ first, then FD_CLOSE.
+                io.unread = True
+                _notify.data_arrived(rec)
+            io.closed = True
+            _notify.peer_closed(rec, 0)
+            return
+        if events & select.EPOLLIN and not io.shut_rd:
+            io.unread = True
+            _notify.data_arrived(rec)
+
+
+class Engine(_DataWatching):
     """Loop-facing half of a provider. All methods run on the provider's loop thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -139,6 +386,11 @@ class Engine:
         self._deadlines: dict[float, collections.deque[tuple[float, SocketRecord, int]]] = {}
         self.select_waiters: set[asyncio.Future[None]] = set()
         self.observer: Any = None  # set by a trace recorder
+        # One-shot connect outcomes a fault layer (wspasync.testing) put in place for a
+        # handle: called instead of the OS connect, after the state checks and the
+        # attempt bookkeeping, so the outcome goes through the real core. None (the
+        # usual case) costs one attribute test per connect.
+        self.faults: dict[int, Any] | None = None
 
     # -- sockets ---------------------------------------------------------------
 
@@ -159,7 +411,13 @@ class Engine:
         except OSError as exc:
             raise WSAError(errno_to_wsa(exc.errno or 0)) from None
         rec.state = new
-        rec.local = addr
+        # Remember the address actually bound (the port the kernel picked for port 0):
+        # a retry's fresh OS socket must come back on the same local name, as the
+        # Windows socket never left it.
+        try:
+            rec.local = SockAddr.from_os(rec.family, rec.sock.getsockname())  # type: ignore[union-attr]
+        except OSError:
+            rec.local = addr
 
     def listen(self, rec: SocketRecord, backlog: int) -> None:
         new = next_state(rec.state, ListenRequested)
@@ -181,6 +439,8 @@ class Engine:
         rec.mask = 0
         rec.window = rec.event = None
         rec.attempt += 1
+        if rec.io is not None:
+            self.unwatch(rec)
         self._disarm(rec)
         if rec.accepts:
             for conn, _ in rec.accepts:
@@ -199,10 +459,13 @@ class Engine:
         sock = rec.sock
         if sock is not None and sock.fileno() >= 0:
             fd = sock.fileno()
-            self.loop.remove_writer(fd)
+            # Only what was armed: asyncio's remove_* of an unknown fd raises and
+            # catches a KeyError inside, which a connect storm would pay per close.
+            if rec.writing:
+                self.loop.remove_writer(fd)
             if rec.reading:
                 self.loop.remove_reader(fd)
-        rec.reading = False
+        rec.reading = rec.writing = False
 
     def swap(self, rec: SocketRecord) -> None:
         """Replace the OS socket behind *rec* with a fresh one, re-applying bind/options."""
@@ -242,6 +505,12 @@ class Engine:
         rec.peer = addr
         rec.started_ns = time.monotonic_ns()
         rec.completed_ns = 0
+        if self.faults:
+            fault = self.faults.pop(rec.handle, None)
+            if fault is not None:
+                # Returns like this method (a code, or -1 with a timer armed via
+                # finish_after) and sets rec.state = new itself; may raise WSAError.
+                return fault(self, rec, new)
         try:
             sock.connect(addr.to_os())
         except (BlockingIOError, InterruptedError):
@@ -268,6 +537,7 @@ class Engine:
                 rec.completed_ns = time.monotonic_ns()
                 return errno_to_wsa(code)
             self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, rec.attempt)
+            rec.writing = True
             if budget_s is not None:
                 self._arm_deadline(rec, budget_s)
             return -1
@@ -292,6 +562,7 @@ class Engine:
         if sock is None:
             return
         self.loop.remove_writer(sock.fileno())
+        rec.writing = False
         if rec.attempt != attempt or rec.state is not State.CONNECTING:
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -320,14 +591,45 @@ class Engine:
             del self._deadlines[budget_s]
 
     def _on_connect_timeout(self, rec: SocketRecord) -> None:
-        if rec.sock is not None:
+        if rec.sock is not None and rec.writing:
             self.loop.remove_writer(rec.sock.fileno())
+            rec.writing = False
         rec.completed_ns = time.monotonic_ns()
         self.finish(rec, ErrorCode.WSAETIMEDOUT, rec.waiter is not None)
+
+    def finish_after(self, rec: SocketRecord, delay_s: float, error: int | None) -> None:
+        """End *rec*'s attempt in progress after *delay_s* (a fault layer's outcome).
+
+        *error* is the Winsock code to finish with; None means "whatever the OS socket
+        says then" (connected: 0; SO_ERROR set: that; still in progress: arm the
+        writer as usual). Like the budget's deadlines, the timer goes stale rather than
+        being cancelled: close, cancellation and a new attempt bump ``rec.attempt``.
+        """
+        self.loop.call_later(delay_s, self._on_finish_timer, rec, rec.attempt, error)
+
+    def _on_finish_timer(self, rec: SocketRecord, attempt: int, error: int | None) -> None:
+        if rec.attempt != attempt or rec.state is not State.CONNECTING:
+            return
+        sock = rec.sock
+        if error is None and sock is not None:
+            try:
+                sock.getpeername()
+                error = 0
+            except OSError:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if not code:
+                    self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, attempt)
+                    rec.writing = True
+                    return
+                error = errno_to_wsa(code)
+        rec.completed_ns = time.monotonic_ns()
+        self.finish(rec, error or 0, rec.waiter is not None)
 
     def finish(self, rec: SocketRecord, error: int, synchronous: bool) -> None:
         """The attempt in progress ended with *error*: run the core event, wake waiters."""
         _notify.connect_finished(rec, error, synchronous)
+        if rec.mask & WATCH_EVENTS and not error:
+            self.watch(rec)  # registered for data events: start after FD_CONNECT/FD_WRITE
         waiter = rec.waiter
         if waiter is not None:
             rec.waiter = None
@@ -349,11 +651,15 @@ class Engine:
 
     # -- datagram peers ------------------------------------------------------------
 
-    def set_peer(self, rec: SocketRecord, addr: SockAddr) -> None:
+    def clear_peer(self, rec: SocketRecord) -> None:
+        """connect on a datagram socket to an all-zero name or AF_UNSPEC: no peer."""
+        self.set_peer(rec, None)
+
+    def set_peer(self, rec: SocketRecord, addr: SockAddr | None) -> None:
         """connect on a datagram socket: set (or, for an all-zero name, clear) the peer."""
         sock = rec.sock
         assert sock is not None
-        if addr.is_zero_address:
+        if addr is None or addr.is_zero_address:
             new = next_state(rec.state, PeerCleared)
             try:
                 # connect(AF_UNSPEC) dissolves the association (connect(2)).
@@ -361,16 +667,26 @@ class Engine:
             except OSError as exc:
                 raise WSAError(errno_to_wsa(exc.errno or 0)) from None
             if rec.local is None and rec.state is State.UNBOUND:
-                sock.bind(("::", 0, 0, 0) if rec.family == AF_INET6 else ("0.0.0.0", 0))
+                try:
+                    sock.bind(("::", 0, 0, 0) if rec.family == AF_INET6 else ("0.0.0.0", 0))
+                except OSError as exc:
+                    raise WSAError(errno_to_wsa(exc.errno or 0)) from None
             rec.peer = None
         else:
             new = next_state(rec.state, PeerSet)
             try:
+                # Linux's connect on UDP filters other senders from now on (udp(7)).
                 sock.connect(addr.to_os())
             except OSError as exc:
                 raise WSAError(errno_to_wsa(exc.errno or 0)) from None
-            if rec.peer is not None and rec.peer != addr:
+            if rec.peer != addr:
+                # A new name (the first one included) discards what is already queued,
+                # which may come from senders the new association would have filtered
+                # (SEMANTICS.md §2). Connect first, then drain: what arrives later is
+                # the new peer's.
                 _drain(sock)
+                if rec.io is not None:
+                    rec.io.unread = False
             rec.peer = addr
         rec.state = new
 
@@ -437,18 +753,32 @@ class Engine:
         return dict(poller.poll(0))
 
     def level_bits(self, rec: SocketRecord) -> int:
-        """The FD_* conditions that hold now, for a message-mode (re-)registration."""
+        """The FD_* conditions that hold now, for a message-mode (re-)registration.
+
+        Facts that are reported once (the peer's close) come from the data watch, which
+        the caller has brought up to date; data, urgent data and room come from a poll.
+        """
         if rec.state is State.LISTENING:
-            return FD_ACCEPT if rec.accepts else 0
-        if rec.state is not State.CONNECTED and rec.stream:
+            return _notify.level_events(rec.state, True, len(rec.accepts or ()), False, False, False, False, False)
+        sock = rec.sock
+        if sock is None or (rec.state is not State.CONNECTED and rec.stream):
             return 0
-        bits = 0
-        mask = self.levels([rec]).get(rec.sock.fileno(), 0) if rec.sock is not None else 0
-        if mask & _POLLOUT:
-            bits |= FD_WRITE
-        if mask & select.POLLIN:
-            bits |= FD_READ
-        return bits
+        mask = self.levels([rec]).get(sock.fileno(), 0)
+        io = rec.io
+        data = bool(mask & select.POLLIN)
+        if data and rec.stream and mask & (select.POLLRDHUP | select.POLLHUP):
+            data = _fionread(sock) > 0  # readable may only mean "closed"
+        writable = bool(mask & _POLLOUT) and not (io is not None and (io.shut_wr or io.reset))
+        return _notify.level_events(
+            rec.state,
+            rec.stream,
+            0,
+            data and not (io is not None and (io.shut_rd or io.reset)),
+            writable,
+            rec.stream and bool(mask & select.POLLPRI),
+            bool(rec.options and rec.options.get(_OOBINLINE_KEY)),
+            io is not None and io.closed,
+        )
 
     def wake_selects(self) -> None:
         waiters = self.select_waiters

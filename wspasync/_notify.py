@@ -41,10 +41,13 @@ from ._constants import (
     FD_CONNECT,
     FD_CONNECT_BIT,
     FD_GROUP_QOS,
+    FD_CLOSE_BIT,
     FD_MAX_EVENTS,
     FD_OOB,
+    FD_OOB_BIT,
     FD_QOS,
     FD_READ,
+    FD_READ_BIT,
     FD_ROUTING_INTERFACE_CHANGE,
     FD_WRITE,
     FD_WRITE_BIT,
@@ -68,6 +71,14 @@ __all__ = [
     "connection_pending",
     "accept_called",
     "inherit_registration",
+    "data_arrived",
+    "oob_arrived",
+    "peer_closed",
+    "recv_called",
+    "send_would_block",
+    "room_again",
+    "datagram_connected",
+    "level_events",
 ]
 
 MODE_NONE = 0
@@ -293,3 +304,129 @@ def inherit_registration(new: Notifications, listener: Notifications) -> None:
     new.mode, new.mask = listener.mode, listener.mask
     new.window, new.wmsg, new.event = listener.window, listener.wmsg, listener.event
     fire(new, FD_WRITE, FD_WRITE_BIT, 0)
+
+
+# -- data transfer: FD_READ, FD_OOB, FD_WRITE, FD_CLOSE ------------------------------
+#
+# The engine reports transport facts -- "data arrived", "urgent data arrived", "the
+# peer closed (gracefully or by a reset)", "room to send again" -- and the calls the
+# application makes (recv, a send that would block). What each means for the three
+# routes is decided here. Sources: the WSAAsyncSelect and WSAEventSelect pages
+# ("Remarks": the re-enabling table, "FD_READ ... posted again if data remains") and
+# the event sequences Wine's dlls/ws2_32/tests/sock.c (test_read_events,
+# test_write_events, test_oob_events, test_close_events, test_connect_events) expects
+# from real Windows; "(observed)" marks where those tests and the docs disagree.
+
+
+def data_arrived(rec: Notifications) -> None:
+    """New data (a stream segment, a datagram) arrived: FD_READ.
+
+    Message mode posts it unless an FD_READ is held (posted and not yet re-enabled by
+    recv); event mode records and signals on every arrival, even with the earlier data
+    still unread (observed: Wine test_read_events, "check_events_todo ... FD_READ").
+    """
+    fire(rec, FD_READ, FD_READ_BIT, 0)
+
+
+def oob_arrived(rec: Notifications) -> None:
+    """Urgent data arrived on a socket without SO_OOBINLINE: FD_OOB (held like FD_READ)."""
+    fire(rec, FD_OOB, FD_OOB_BIT, 0)
+
+
+def peer_closed(rec: Notifications, error: int) -> None:
+    """The peer closed the connection: FD_CLOSE once, with *error*.
+
+    The engine calls this once per connection. A graceful close or a peer
+    shutdown(SD_SEND) carries 0 and is posted when the FIN arrives, even with data
+    still unread -- after the FD_READ for that data (observed: Wine test_close_events,
+    "Test sending data before calling closesocket()"). An abortive close (RST) carries
+    WSAECONNABORTED (observed; the docs say WSAECONNRESET): the engine passes
+    ``fd_close_error(errno)``. FD_CLOSE has no re-enabling call; a message-mode
+    re-registration re-posts it, with the same error, as a level condition.
+    """
+    fire(rec, FD_CLOSE, FD_CLOSE_BIT, error)
+
+
+def recv_called(rec: Notifications, oob: bool, succeeded: bool, remains: bool) -> None:
+    """A recv (FD_OOB for MSG_OOB, else FD_READ) ran; *remains*: data is still queued.
+
+    * Message mode: recv re-enables the event even when it fails, and if data remains
+      the event is posted again at once (WSAAsyncSelect page; observed: a recv failing
+      with WSAEFAULT re-posts FD_READ, Wine test_read_events).
+    * Event mode and no registration: a successful recv clears the recorded bit (a
+      later registration must not report data already read: Wine test_read_events,
+      "select 0; send; sync_recv; select" reports nothing) and records it again if
+      data remains; a failing recv changes nothing (observed, same test).
+    """
+    value, index = (FD_OOB, FD_OOB_BIT) if oob else (FD_READ, FD_READ_BIT)
+    if succeeded:
+        rec.held &= ~value
+        rec.recorded &= ~value
+    elif rec.mode == MODE_MESSAGE:
+        rec.held &= ~value
+    else:
+        return
+    if remains:
+        fire(rec, value, index, 0)
+
+
+def send_would_block(rec: Notifications) -> None:
+    """A send failed with WSAEWOULDBLOCK: the one call that re-enables FD_WRITE.
+
+    The engine then watches for room and reports :func:`room_again`. A successful
+    send neither re-enables nor clears FD_WRITE (observed: Wine test_write_events,
+    "Despite the documentation ... calling send() doesn't clear the FD_WRITE bit").
+    """
+    rec.held &= ~FD_WRITE
+
+
+def room_again(rec: Notifications) -> None:
+    """Room to send returned after a send that would block: FD_WRITE, once."""
+    fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
+
+
+def datagram_connected(rec: Notifications) -> None:
+    """connect on a datagram socket set the default peer (it completes at once).
+
+    Event mode reports FD_CONNECT with FD_WRITE; message mode posts FD_WRITE (again,
+    if the registration already posted one) and no FD_CONNECT (observed: Wine
+    test_connect_events, "Test with UDP sockets").
+    """
+    if rec.mode == MODE_MESSAGE:
+        rec.held &= ~FD_WRITE
+    else:
+        fire(rec, FD_CONNECT, FD_CONNECT_BIT, 0)
+    fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
+
+
+def level_events(
+    state: State,
+    stream: bool,
+    pending_accepts: int,
+    data: bool,
+    writable: bool,
+    oob: bool,
+    oob_inline: bool,
+    closed: bool,
+) -> int:
+    """The FD_* conditions that hold now, which a message-mode registration re-posts.
+
+    Writable (a connected stream socket, or any datagram socket, with room), unread
+    data, urgent data (FD_READ instead with SO_OOBINLINE), a pending connection, and a
+    peer that closed (observed: Wine test_*_events re-register and expect FD_WRITE,
+    FD_READ, FD_OOB, FD_ACCEPT and FD_CLOSE again in message mode only).
+    """
+    if state is State.LISTENING:
+        return FD_ACCEPT if pending_accepts else 0
+    if stream and state is not State.CONNECTED:
+        return 0
+    bits = 0
+    if data or (oob and oob_inline):
+        bits |= FD_READ
+    if writable:
+        bits |= FD_WRITE
+    if oob and not oob_inline:
+        bits |= FD_OOB
+    if closed:
+        bits |= FD_CLOSE
+    return bits

@@ -43,6 +43,8 @@ from ._constants import (
     SD_SEND,
     SIO_GET_QOS,
     SIO_SET_QOS,
+    SIOCATMARK,
+    SO_OOBINLINE,
     SO_CONNECT_TIME,
     SO_ERROR,
     SO_EXCLUSIVEADDRUSE,
@@ -58,12 +60,13 @@ from ._constants import (
     ErrorCode,
     errno_to_wsa,
 )
-from ._engine import DEFAULT_CONNECT_BUDGET_S, ConnectTiming, Engine, SocketRecord
+from ._engine import DEFAULT_CONNECT_BUDGET_S, WATCH_EVENTS, ConnectTiming, Engine, SocketRecord
 from ._errors import WSAError
 from ._options import OPTIONS, apply_os, decode_linger, encode_linger, read_os
 from ._sockaddr import SockAddr, write_sockaddr
 from ._state import CloseRequested, IllegalTransition, State, next_state
 from ._structs import QOS, FdSet, ProtocolInfo, TimeVal, WSABuf, WSANetworkEvents
+from ._transfer import TransferMixin
 from ._waitables import Window, WSAEvent
 
 __all__ = ["Provider"]
@@ -101,7 +104,8 @@ def _read_bytes(data: Any, length: Any, need: int) -> bytes:
     except TypeError:
         raise WSAError(E.WSAEFAULT) from None
     with view:
-        if view.nbytes < need:
+        # A declared length past the end of the buffer is a bad pointer in C: WSAEFAULT.
+        if view.nbytes < need or view.nbytes < length:
             raise WSAError(E.WSAEFAULT)
         return view.cast("B")[:need].tobytes()
 
@@ -160,18 +164,27 @@ def _check_qos(qos: Any) -> None:
             raise WSAError(E.WSAEOPNOTSUPP)
 
 
-class Provider:
+class Provider(TransferMixin):
     """A Winsock 2 service provider on the running asyncio or uvloop loop.
 
     Create it inside a running loop; ``async with Provider() as wsp:`` closes every
-    socket on exit. ``version=WINSOCK_1_1`` reports WSAEALREADY as WSAEINVAL. A version
-    that Winsock never had raises :class:`WSAError` (WSAVERNOTSUPPORTED).
+    socket on exit. ``version=WINSOCK_1_1`` (or 1.0) reports WSAEALREADY as WSAEINVAL,
+    as the connect page says Windows does for 1.1 applications.
+
+    *version* is a Winsock WORD: major version in the low byte, minor in the high byte
+    (MAKEWORD). Only the versions Winsock had are accepted -- 1.0, 1.1, 2.0, 2.1, 2.2;
+    anything else raises :class:`WSAError` (WSAVERNOTSUPPORTED). That is the one
+    exception the provider raises: a constructor has no return value or lpErrno to
+    carry a code (WSPStartup returns it directly), and the WSP methods themselves never
+    raise. Raises RuntimeError (from asyncio) when no loop is running.
     """
 
     def __init__(self, version: int = WINSOCK_2_2) -> None:
         if not _is_int(version) or version not in _SUPPORTED_VERSIONS:
             raise WSAError(E.WSAVERNOTSUPPORTED)
         self.version = version
+        # Compare the major byte, not the WORD: 2.0 (0x0002) < 1.1 (0x0101) as numbers.
+        self._v1 = (version & 0xFF) < 2
         self.loop = asyncio.get_running_loop()
         self._engine = Engine(self.loop)
         self._sockets: dict[int, SocketRecord] = {}
@@ -304,13 +317,15 @@ class Provider:
         """
         try:
             rec = self._lookup(s)
+            if rec.type != SOCK_STREAM:
+                if lpGQOS is not None:
+                    raise WSAError(E.WSAEINVAL)
+                return self._connect_datagram(rec, name, namelen, lpErrno)  # _transfer
             addr = SockAddr.from_bytes(name, namelen)
             if addr.family != rec.family:
                 raise WSAError(E.WSAEAFNOSUPPORT)
             if lpGQOS is not None:
                 raise WSAError(E.WSAEINVAL)
-            if not rec.stream:
-                return self._connect_datagram(rec, addr, lpErrno)
             _check_wsabuf(lpCallerData)
             _check_wsabuf(lpCalleeData)
             _check_qos(lpSQOS)
@@ -321,7 +336,7 @@ class Provider:
                 raise WSAError(E.WSAEINPROGRESS)
             state = rec.state
             if state is State.CONNECTING:
-                raise WSAError(E.WSAEINVAL if self.version < WINSOCK_2_2 else E.WSAEALREADY)
+                raise WSAError(E.WSAEINVAL if self._v1 else E.WSAEALREADY)
             if state is not State.CONNECTED and state is not State.LISTENING and addr.is_zero_address:
                 # Linux would connect to the local host; Windows refuses (connect page).
                 raise WSAError(E.WSAEADDRNOTAVAIL)
@@ -367,31 +382,46 @@ class Provider:
             self._engine.cancel_connect(rec)
             raise
 
-    async def _blocking_call(self, rec: SocketRecord, fut: asyncio.Future[Any]) -> Any:
+    async def _blocking_call(
+        self, rec: SocketRecord, fut: asyncio.Future[Any], timeout_ms: int = 0
+    ) -> Any:
+        """Wait for *fut* as the blocking call in progress on *rec*.
+
+        Every blocking wait goes through here, so that WSPCancelBlockingCall (and
+        WSPCloseSocket, WSPCleanup) can end it with WSAError(WSAEINTR), and a second
+        blocking call on *rec* sees ``rec.busy`` and gets WSAEINPROGRESS (SEMANTICS §5).
+        *timeout_ms* > 0 ends the wait with WSAError(WSAETIMEDOUT) after that many
+        milliseconds: SO_RCVTIMEO / SO_SNDTIMEO, see :meth:`_blocking_timeout`.
+        asyncio cancellation propagates CancelledError; the caller cleans up.
+        """
         rec.busy = True
         self._blocking.add(fut)
+        timer = (
+            self.loop.call_later(timeout_ms / 1000, _time_out, fut) if timeout_ms > 0 else None
+        )
         try:
             return await fut
         finally:
             rec.busy = False
             self._blocking.discard(fut)
+            if timer is not None:
+                timer.cancel()
+            if rec.waiter is fut:
+                rec.waiter = None
 
-    def _connect_datagram(self, rec: SocketRecord, addr: SockAddr, lpErrno: Any) -> int:
-        if (
-            addr.is_broadcast
-            and not (rec.options or {}).get((SOL_SOCKET, 0x0020))
-        ):
-            # connect page: WSAEACCES for a broadcast name without SO_BROADCAST.
-            return _fail(lpErrno, E.WSAEACCES)
-        try:
-            self._engine.set_peer(rec, addr)
-        except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
-        if addr.is_zero_address:
+    @staticmethod
+    def _blocking_timeout(rec: SocketRecord, optname: int) -> int:
+        """The SO_RCVTIMEO or SO_SNDTIMEO of *rec* in ms (0: wait forever).
+
+        SO_RCVTIMEO page: "the timeout, in milliseconds, for blocking receive calls";
+        a call that times out fails with WSAETIMEDOUT and the socket state is then
+        indeterminate. Values are DWORDs, so a negative int read back is a huge
+        timeout, not none.
+        """
+        value = rec.options.get((SOL_SOCKET, optname)) if rec.options else None
+        if not value:
             return 0
-        # UDP in event mode reports FD_CONNECT with FD_WRITE after connect.
-        _notify.fire(rec, 0x10, 4, 0)
-        return 0
+        return value & 0xFFFFFFFF
 
     def connect_timing(self, s: Any) -> ConnectTiming | None:
         """When the last connect attempt of *s* started and finished (monotonic ns)."""
@@ -419,7 +449,7 @@ class Provider:
             if rec.state is not State.LISTENING:
                 raise WSAError(E.WSAEINVAL)
             if addr is not None or addrlen is not None:
-                room = getattr(addrlen, "value", None)
+                room: Any = getattr(addrlen, "value", None)
                 if addr is None or not _is_int(room) or room < _SOCKADDR_SIZE[rec.family]:
                     raise WSAError(E.WSAEFAULT)
             if lpfnCondition is not None and not callable(lpfnCondition):
@@ -465,6 +495,8 @@ class Provider:
             if rec.mode != _notify.MODE_NONE:
                 new.nonblocking = True
             _notify.inherit_registration(new, rec)
+            if new.mask & WATCH_EVENTS:
+                self._engine.watch(new)
             if addr is not None:
                 write_sockaddr(peer_addr, addr, addrlen)
         except (WSAError, IllegalTransition) as exc:
@@ -647,6 +679,10 @@ class Provider:
                 box = _Scratch(cbOutBuffer)
                 _write_out(lpvOutBuffer, box, _U32.pack(count))
                 _set_count(lpcbBytesReturned, 4)
+            elif dwIoControlCode == SIOCATMARK:
+                box = _Scratch(cbOutBuffer)
+                _write_out(lpvOutBuffer, box, _U32.pack(self._at_mark(rec)))  # _transfer
+                _set_count(lpcbBytesReturned, 4)
             elif dwIoControlCode in (SIO_SET_QOS, SIO_GET_QOS):
                 raise WSAError(E.WSAEOPNOTSUPP)
             else:
@@ -682,6 +718,8 @@ class Provider:
         except WSAError as exc:
             return _fail(lpErrno, exc.code)
         rec.nonblocking = True
+        if lEvent & WATCH_EVENTS:
+            self._engine.watch(rec)  # facts before this call are recorded first
         level = self._engine.level_bits(rec) if lEvent else 0
         _notify.register(rec, _notify.MODE_MESSAGE, lEvent, hWnd, wMsg, level)
         return 0
@@ -699,6 +737,8 @@ class Provider:
         except WSAError as exc:
             return _fail(lpErrno, exc.code)
         rec.nonblocking = True
+        if lNetworkEvents & WATCH_EVENTS:
+            self._engine.watch(rec)  # catches up on facts (a FIN, data) recorded since
         _notify.register(rec, _notify.MODE_EVENT, lNetworkEvents, hEventObject, 0, 0)
         return 0
 
@@ -744,7 +784,7 @@ class Provider:
                 wanted.append(list(dict.fromkeys(fds.fd_array)))
             if not any(wanted):
                 raise WSAError(E.WSAEINVAL)
-            deadline = _deadline(timeout)
+            deadline = _deadline(timeout, self.loop.time())
             for handles in wanted:
                 for h in handles:
                     self._lookup(h)
@@ -791,9 +831,13 @@ class Provider:
             for h in handles:
                 rec = sockets.get(h)
                 if rec is None:
-                    # select page: a socket closed while select waits is readable.
+                    # select page: a socket closed while select waits is readable (Wine
+                    # test_select, bug 38399); in the other sets only, it is not a
+                    # socket any more.
                     if which == 0:
                         out[0].append(h)
+                    elif h not in wanted[0]:
+                        raise WSAError(E.WSAENOTSOCK)
                     continue
                 level = levels.get(rec.sock.fileno(), 0) if rec.sock is not None else 0
                 flags = _notify.select_ready(
@@ -803,53 +847,48 @@ class Provider:
                     bool(level & _POLL_READ),
                     bool(level & _POLL_WRITE),
                     len(rec.accepts) if rec.accepts else 0,
+                    rec.stream and bool(level & _POLL_URGENT),
+                    bool(rec.options and rec.options.get((SOL_SOCKET, SO_OOBINLINE))),
                 )
                 if flags[which]:
                     out[which].append(h)
         return out
 
-    def _watch_levels(self, wanted: list[list[int]], fut: asyncio.Future[Any]) -> list[tuple[int, int]]:
-        """Arm readers/writers on connected sockets so OS-level changes wake select."""
-        watched = []
-        for which in (0, 1):
+    def _watch_levels(self, wanted: list[list[int]], fut: asyncio.Future[Any]) -> list[SocketRecord]:
+        """Have the engine's data watch wake select on changes of connected sockets.
+
+        Listeners and connect attempts wake select by themselves (accept queue,
+        connect completion); connected and datagram sockets are watched, and those in
+        writefds get EPOLLOUT interest while this select waits.
+        """
+        engine = self._engine
+        writers = []
+        for which in (0, 1, 2):
             for h in wanted[which]:
                 rec = self._sockets.get(h)
                 if rec is None or rec.sock is None:
                     continue
                 if rec.stream and rec.state is not State.CONNECTED:
                     continue
-                fd = rec.sock.fileno()
-                if which == 0:
-                    self.loop.add_reader(fd, _resolve, fut)
+                if which == 1:
+                    engine.io(rec).select_out += 1
+                    engine.update_interest(rec)
+                    writers.append(rec)
                 else:
-                    self.loop.add_writer(fd, _resolve, fut)
-                watched.append((which, fd))
-        return watched
+                    engine.watch(rec)
+        return writers
 
-    def _unwatch_levels(self, watched: list[tuple[int, int]]) -> None:
-        for which, fd in watched:
-            if which == 0:
-                self.loop.remove_reader(fd)
-            else:
-                self.loop.remove_writer(fd)
+    def _unwatch_levels(self, writers: list[SocketRecord]) -> None:
+        for rec in writers:
+            io = rec.io
+            if io is not None and io.select_out:
+                io.select_out -= 1
+                if rec.sock is not None and io.fd >= 0:
+                    self._engine.update_interest(rec)
 
     # -- shutdown, close, cancel, cleanup -------------------------------------------------
 
-    def WSPShutdown(self, s: Any, how: Any, lpErrno: Any) -> int:
-        """0, or SOCKET_ERROR with WSAENOTSOCK, WSAEINVAL (bad *how*), WSAENOTCONN."""
-        try:
-            rec = self._lookup(s)
-            if how not in (SD_RECEIVE, SD_SEND, SD_BOTH) or not _is_int(how):
-                raise WSAError(E.WSAEINVAL)
-            if rec.state is not State.CONNECTED or rec.sock is None:
-                raise WSAError(E.WSAENOTCONN)
-            try:
-                rec.sock.shutdown(how)
-            except OSError as exc:
-                raise WSAError(errno_to_wsa(exc.errno or 0)) from None
-        except WSAError as exc:
-            return _fail(lpErrno, exc.code)
-        return 0
+    # WSPShutdown is in _transfer (TransferMixin).
 
     def WSPCloseSocket(self, s: Any, lpErrno: Any) -> int:
         """0, or SOCKET_ERROR with WSAENOTSOCK. Cancels the registration and posts
@@ -864,22 +903,37 @@ class Provider:
         return 0
 
     def WSPCancelBlockingCall(self, lpErrno: Any) -> int:
-        """Make every blocking call in progress on this provider return WSAEINTR; 0, or
-        SOCKET_ERROR with WSAEINVAL when none is in progress."""
+        """Make every blocking call in progress on this provider return SOCKET_ERROR
+        (INVALID_SOCKET for WSPAccept) with WSAEINTR; 0, or SOCKET_ERROR with WSAEINVAL
+        when none is in progress, WSANOTINITIALISED after WSPCleanup.
+
+        WSPCancelBlockingCall page: a cancelled WSPAccept or WSPSelect leaves its sockets
+        as they were; a cancelled connect leaves the socket good only for
+        WSPCloseSocket (state DEAD here). A call whose wait already ended but has not
+        yet returned is not cancelled ("as if WSPCancelBlockingCall had never been
+        called"). Windows cancels the calling thread's call; a provider has no thread
+        of its own, so every blocking call in progress on it is cancelled.
+        """
         if self._closed:
             return _fail(lpErrno, E.WSANOTINITIALISED)
-        pending = [fut for fut in self._blocking if not fut.done()]
-        if not pending:
+        if not self._interrupt_blocking():
             return _fail(lpErrno, E.WSAEINVAL)
+        return 0
+
+    def _interrupt_blocking(self) -> int:
+        pending = [fut for fut in self._blocking if not fut.done()]
         for fut in pending:
             fut.set_exception(WSAError(E.WSAEINTR))
-        return 0
+        return len(pending)
 
     def WSPCleanup(self, lpErrno: Any) -> int:
         """Close every socket; later calls fail with WSANOTINITIALISED. 0, or
         SOCKET_ERROR with WSANOTINITIALISED if already cleaned up."""
         if self._closed:
             return _fail(lpErrno, E.WSANOTINITIALISED)
+        # WSACleanup page: it "terminates Windows Sockets operations for all threads";
+        # a select waiting on write or except sets only would otherwise wait forever.
+        self._interrupt_blocking()
         for handle in list(self._sockets):
             self.WSPCloseSocket(handle, _Scratch())
         self._closed = True
@@ -888,9 +942,14 @@ class Provider:
     # -- embedding ---------------------------------------------------------------------------
 
     def os_socket(self, s: int) -> socket.socket:
-        """The OS socket behind handle *s* (still owned by the provider).
+        """The OS socket behind handle *s*, still owned by the provider.
 
-        Raises :class:`WSAError` (WSAENOTSOCK) for a handle that is not live."""
+        Use it for what the SPI cannot say (extra options, fileno for a foreign
+        poller); do not close it, and expect a different object after a failed connect
+        is retried (the provider swaps the OS socket, SEMANTICS §1). It is always
+        nonblocking at the OS level. Raises :class:`WSAError`: WSAENOTSOCK for a handle
+        that is not live (or has no OS socket), WSANOTINITIALISED after WSPCleanup.
+        """
         rec = self._lookup(s)
         if rec.sock is None:
             raise WSAError(E.WSAENOTSOCK)
@@ -901,21 +960,39 @@ class Provider:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Hand a connected stream socket to asyncio streams; the handle leaves the table.
 
-        Raises :class:`WSAError`: WSAENOTSOCK, WSAENOTCONN (not connected), WSAEINVAL
-        (a datagram socket)."""
+        Returns ``(StreamReader, StreamWriter)`` from :func:`asyncio.open_connection`
+        (*kwargs*, e.g. ``limit``, go to it); afterwards *s* is WSAENOTSOCK and closing
+        the writer closes the connection. Any registration on *s* ends and posts
+        nothing more. Raises :class:`WSAError`: WSAENOTSOCK, WSANOTINITIALISED,
+        WSAEINVAL (a datagram socket), WSAENOTCONN (not connected), WSAEINPROGRESS (a
+        blocking call is in progress on *s*), WSAEMFILE (no descriptor for the copy).
+        """
         rec = self._lookup(s)
         if not rec.stream:
             raise WSAError(E.WSAEINVAL)
         if rec.state is not State.CONNECTED or rec.sock is None:
             raise WSAError(E.WSAENOTCONN)
-        sock = rec.sock
-        rec.sock = None
+        if rec.busy:
+            raise WSAError(E.WSAEINPROGRESS)
+        # Hand over a duplicate and close the original through the engine: closing the
+        # original descriptor drops every reader/writer the provider armed on it, so
+        # nothing of ours fires on the descriptor asyncio now owns. The connection
+        # stays up while one descriptor refers to it (close(2)).
+        try:
+            sock = rec.sock.dup()
+        except OSError as exc:
+            raise WSAError(errno_to_wsa(exc.errno or 0)) from None
         del self._sockets[s]
         self._engine.close(rec)
-        return await asyncio.open_connection(sock=sock, **kwargs)
+        try:
+            return await asyncio.open_connection(sock=sock, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
 
 
-_POLL_READ = 0x001 | 0x002 | 0x008 | 0x010 | 0x2000  # POLLIN|PRI|ERR|HUP|RDHUP
+_POLL_READ = 0x001 | 0x008 | 0x010 | 0x2000  # POLLIN|ERR|HUP|RDHUP
+_POLL_URGENT = 0x002  # POLLPRI: urgent (OOB) data
 _POLL_WRITE = 0x004
 
 
@@ -938,7 +1015,12 @@ def _resolve(fut: asyncio.Future[Any]) -> None:
         fut.set_result(None)
 
 
-def _deadline(timeout: Any) -> float | None:
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(WSAError(E.WSAETIMEDOUT))
+
+
+def _deadline(timeout: Any, now: float) -> float | None:
     if timeout is None:
         return None
     if not isinstance(timeout, TimeVal):
@@ -946,7 +1028,7 @@ def _deadline(timeout: Any) -> float | None:
     sec, usec = timeout.tv_sec, timeout.tv_usec
     if not (_is_int(sec) and _is_int(usec)) or sec < 0 or usec < 0:
         raise WSAError(E.WSAEINVAL)
-    return asyncio.get_running_loop().time() + sec + usec / 1_000_000
+    return now + sec + usec / 1_000_000
 
 
 def _reset(conn: socket.socket) -> None:

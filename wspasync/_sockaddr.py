@@ -208,11 +208,11 @@ class SockAddr:
         link-local addresses) is dropped: the scope travels in scope_id.
         Raises ValueError for anything else.
         """
-        family = _OS_FAMILIES.get(family)
-        if family == AF_INET:
+        windows_family = _OS_FAMILIES.get(family)
+        if windows_family == AF_INET:
             host, port = addr
             return cls(AF_INET, _ipv4_text(_ipv4_packed(host)), port)
-        if family == AF_INET6:
+        if windows_family == AF_INET6:
             host, port, flowinfo, scope_id = addr
             host = _ipv6_text(_ipv6_packed(host.partition("%")[0]))
             return cls(AF_INET6, host, port, flowinfo, scope_id)

@@ -5,6 +5,17 @@ returns), and becomes the observer the engine and the notification core report t
 (state changes, events posted, recorded or signalled). Nothing is paid when no trace
 is attached: the hot paths only test an attribute for None.
 
+Derived here, from what the wrapped calls see, so the core needs no extra hooks:
+
+* ``reenable`` -- a message-mode event that was held (posted, waiting for its
+  re-enabling call) is re-armed, with the call that did it as the cause ("FD_READ
+  re-enabled by WSPRecv"); a re-registration counts as one;
+* ``eventobj`` -- an event object signalled (by the core, or by a WSPEventSelect whose
+  record already holds events) or reset (by WSPEnumNetworkEvents); event objects
+  and windows are named by order of appearance (``event#1``), so the names are the
+  same on every loop;
+* ``fault`` -- a rule of a fault layer (``wspasync.testing.FaultLayer``) fired.
+
 A trace is a list of :class:`TraceEntry`. ``sequence()`` drops the timestamps, so the
 same scenario gives the same sequence on asyncio and uvloop.
 """
@@ -52,7 +63,8 @@ _TRACED_METHODS = (
 
 @attrs.frozen
 class TraceEntry:
-    """One thing that happened: ``kind`` is call, return, state, event or note."""
+    """One thing that happened: ``kind`` is call, return, state, event, reenable,
+    eventobj, fault or note."""
 
     t_ns: int
     kind: str
@@ -97,6 +109,11 @@ class Trace:
         self.t0_ns = time.monotonic_ns()
         self._states: dict[int, str] = {}
         self._provider: Any = None
+        # id(event object or window) -> (the object, "event#1"); the object is kept so
+        # that its id cannot be reused by another one while the trace lives.
+        self._names: dict[int, tuple[Any, str]] = {}
+        self._held: dict[int, int] = {}  # handle -> held bits when its call began
+        self._calls: dict[int, str] = {}  # handle -> WSP call in progress on it
 
     # -- attaching ----------------------------------------------------------------
 
@@ -135,9 +152,19 @@ class Trace:
                 "call",
                 handle if isinstance(handle, int) else None,
                 name,
-                {k: _describe(v, k) for k, v in fields.items() if k != "lpErrno"},
+                {k: self._describe(v, k) for k, v in fields.items() if k != "lpErrno"},
             )
-            return handle if isinstance(handle, int) else None
+            if not isinstance(handle, int):
+                return None
+            rec = provider._sockets.get(handle)
+            if rec is not None:
+                self._held[handle] = rec.held
+                self._calls[handle] = name
+                if name == "WSPEventSelect":
+                    obj = fields.get("hEventObject")
+                    was_set = getattr(obj, "is_set", lambda: True)()
+                    self._calls[handle] = name if was_set else f"{name}:unset"
+            return handle
 
         def record_return(handle: int | None, args: tuple[Any, ...], rc: Any) -> None:
             box = args[-1] if args else None
@@ -148,14 +175,16 @@ class Trace:
             elif name in ("WSPSocket", "WSPAccept"):
                 handle = rc
             self.add("return", handle, name, detail)
+            self._after_call(provider, name, handle, args)
             # Calls change state synchronously (bind, listen, connect starting, close);
             # completions that come later are reported by the engine.
             rec = provider._sockets.get(handle) if isinstance(handle, int) else None
             if rec is not None:
                 self.state_changed(rec)
             elif handle in self._states and self._states[handle] != "CLOSED":
+                old = self._states[handle]
                 self._states[handle] = "CLOSED"
-                self.add("state", handle, "-> CLOSED", {"to": "CLOSED"})
+                self.add("state", handle, f"{old} -> CLOSED", {"from": old, "to": "CLOSED"})
 
         if inspect.iscoroutinefunction(method):
 
@@ -193,12 +222,79 @@ class Trace:
     def fired(self, rec: Any, value: int, error: int, outcome: str) -> None:
         if rec.observer is None:
             rec.observer = self
+        handle = rec.handle
+        if outcome == "posted":
+            held = self._held.get(handle, 0)
+            if held & value and handle in self._calls:
+                # Held when the call began, posted again now: this call re-enabled it.
+                self._held[handle] = held & ~value
+                self._reenabled(handle, value)
         self.add(
             "event",
-            rec.handle,
+            handle,
             f"{event_name(value)}({error_name(error)})",
             {"event": event_name(value), "error": error_name(error), "outcome": outcome},
         )
+        if outcome == "signalled":
+            self._event_object(handle, "set", rec.event, event_name(value))
+
+    def fault(self, rule: Any, handle: int | None, detail: str = "") -> None:
+        """A fault layer's rule fired (``wspasync.testing.FaultLayer``)."""
+        what = rule.describe() + (f": {detail}" if detail else "")
+        self.add("fault", handle, what, {"rule": rule.describe(), "hits": rule.hits})
+
+    def _name(self, obj: Any, kind: str) -> str:
+        known = self._names.get(id(obj))
+        if known is not None:
+            return known[1]
+        count = sum(1 for _, n in self._names.values() if n.startswith(kind + "#"))
+        name = f"{kind}#{count + 1}"
+        self._names[id(obj)] = (obj, name)
+        return name
+
+    def _describe(self, value: Any, param: str = "") -> Any:
+        if param == "hEventObject" and value is not None:
+            return self._name(value, "event")
+        if param == "hWnd" and value is not None:
+            return self._name(value, "window")
+        return _describe(value, param)
+
+    def _reenabled(self, handle: int, bits: int) -> None:
+        cause = self._calls.get(handle, "?").partition(":")[0]
+        self.add(
+            "reenable",
+            handle,
+            f"{event_name(bits)} re-enabled by {cause}",
+            {"events": event_name(bits), "cause": cause},
+        )
+
+    def _event_object(self, handle: int | None, action: str, obj: Any, why: str) -> None:
+        if obj is None:
+            return
+        name = self._name(obj, "event")
+        self.add(
+            "eventobj",
+            handle,
+            f"{name} {action} by {why}",
+            {"object": name, "action": action, "by": why},
+        )
+
+    def _after_call(self, provider: Any, name: str, handle: int | None, args: tuple[Any, ...]) -> None:
+        if handle is None:
+            return
+        call = self._calls.pop(handle, name)
+        held = self._held.pop(handle, 0)
+        rec = provider._sockets.get(handle)
+        if rec is None:
+            return
+        cleared = held & ~rec.held
+        if cleared:
+            self._reenabled(handle, cleared)
+        if name == "WSPEnumNetworkEvents" and len(args) >= 2 and args[1] is not None:
+            self._event_object(handle, "reset", args[1], name)
+        elif name == "WSPEventSelect" and ":" in call and rec.event is not None and rec.event.is_set():
+            # Signalled by the registration itself: the record already held events.
+            self._event_object(handle, "set", rec.event, name)
 
     def note(self, what: str, handle: int | None = None, **detail: Any) -> None:
         """An application-level mark (e.g. "GetMessage returned ...")."""

@@ -222,6 +222,6 @@ def add_doctor_arguments(p: Any) -> None:
     p.add_argument("-c", "--concurrency", type=int, default=1000, help="connects in flight (default 1000)")
     p.add_argument("-n", "--connects", type=int, default=None, help="total connects (held ones with --close hold)")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--close", choices=("fin", "rst", "hold"), default="fin")
+    p.add_argument("--close", choices=("rst", "fin", "hold"), default="rst")
     p.add_argument("--sources", type=int, default=1, help="number of source addresses (--source spread)")
     p.add_argument("--backlog", type=int, default=4096)

@@ -28,6 +28,7 @@ import asyncio
 import math
 import os
 import time
+import tracemalloc
 from collections import Counter, deque
 from typing import Any
 
@@ -46,7 +47,7 @@ FATAL_LIMITS = {
 
 LATE_NS = 1_000_000
 TICK_S = 0.005  # the monitor's period: event-loop lag resolution
-SWEEP_EVERY = 20  # ticks between timeout / deadline / progress sweeps (100 ms)
+SWEEP_NS = 100_000_000  # timeout / deadline / progress sweeps
 
 
 @attrs.frozen
@@ -135,6 +136,7 @@ class Driver:
         self.peak_inflight = 0
         self.rss_start = 0
         self.rss_peak = 0
+        self.tm_start = 0
         self.fatal: tuple[str, str] | None = None
         self.stopping = False
         self.limit = plan.warmup + plan.total if plan.total is not None else 1 << 62
@@ -233,6 +235,8 @@ class Driver:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.rss_start = self.rss_peak = _rss_bytes()
+            if tracemalloc.is_tracing():
+                self.tm_start = tracemalloc.get_traced_memory()[0]
             self.t_begin = self.t_mark = self.t_last = mono()
             if self.warm == 0:
                 self._mark(self.t_begin)
@@ -290,6 +294,7 @@ class Driver:
         lag = self.lag
         n = 0
         expected = mono() + tick_ns
+        next_sweep = expected + SWEEP_NS
         while True:
             await asyncio.sleep(TICK_S)
             now = mono()
@@ -306,8 +311,9 @@ class Driver:
                     self.close_handle(held.popleft()[0])
                 if not held:
                     self.check_end()
-            if n % SWEEP_EVERY:
+            if now < next_sweep:
                 continue
+            next_sweep = now + SWEEP_NS
             if len(self.inflight) > self.peak_inflight:
                 self.peak_inflight = len(self.inflight)
             if deadline is not None and now >= deadline + (self.t_mark - self.t_begin):

@@ -332,7 +332,11 @@ class SelectDriver(_WspDriver):
                 continue
             socks = list(inflight)
             n = len(socks)
-            wr, ex = FdSet(socks, capacity=n), FdSet(socks, capacity=n)
+            # fill the sets as C does (fd_array[i] = s): the handles are unique already, and
+            # FdSet(sockets) checks each for duplicates, which is quadratic in the set size
+            wr, ex = FdSet(capacity=n), FdSet(capacity=n)
+            wr.fd_array.extend(socks)
+            ex.fd_array.extend(socks)
             r = await select(0, None, wr, ex, self.tv, err)
             if r == -1:
                 await asyncio.sleep(0.001)

@@ -119,8 +119,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="give up on a connect after this many seconds (counted as WSAETIMEDOUT; default 10)")
     g.add_argument("--max-time", type=_positive_float, default=None,
                    help="hard cap on one row, seconds (default: 3× the expected time, at least 30)")
-    g.add_argument("--close", choices=("fin", "rst", "hold"), default="fin",
-                   help="after connecting: close (fin, default), abort with RST, or hold the connection")
+    g.add_argument("--close", choices=("rst", "fin", "hold"), default="rst",
+                   help="after connecting: abort with RST (default: leaves no TIME_WAIT, so rows do "
+                        "not slow each other down), close with FIN, or hold the connection")
     g.add_argument("--hold", type=_nonneg_float, default=5.0,
                    help="with --close hold: seconds to keep each connection (default 5)")
     g.add_argument("--source", default=None, metavar="CIDR",
