@@ -47,11 +47,9 @@ from ._constants import (
     AF_INET,
     AF_INET6,
     ErrorCode,
-    FD_ACCEPT,
     FD_CLOSE,
     FD_OOB,
     FD_READ,
-    FD_WRITE,
     SO_OOBINLINE,
     SOCK_DGRAM,
     SOCK_STREAM,
@@ -66,6 +64,7 @@ from ._sockaddr import SockAddr
 from ._state import (
     BindRequested,
     Cancelled,
+    CloseRequested,
     ConnectRequested,
     ListenRequested,
     PeerCleared,
@@ -434,7 +433,7 @@ class Engine(_DataWatching):
 
     def close(self, rec: SocketRecord) -> None:
         """Release everything behind *rec*; posts nothing (closesocket page)."""
-        rec.state = State.CLOSED
+        rec.state = next_state(rec.state, CloseRequested)
         rec.mode = _notify.MODE_NONE
         rec.mask = 0
         rec.window = rec.event = None
@@ -453,7 +452,9 @@ class Engine(_DataWatching):
         if rec.sock is not None:
             rec.sock.close()
             rec.sock = None
-        self.wake_selects()
+        if self.select_waiters:
+            # select page: a socket closed while select waits counts as readable.
+            self.wake_selects()
 
     def _disarm(self, rec: SocketRecord) -> None:
         sock = rec.sock

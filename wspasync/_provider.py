@@ -38,9 +38,6 @@ from ._constants import (
     SERVICETYPE_NOCHANGE,
     SERVICETYPE_NOTRAFFIC,
     QOS_NOT_SPECIFIED,
-    SD_BOTH,
-    SD_RECEIVE,
-    SD_SEND,
     SIO_GET_QOS,
     SIO_SET_QOS,
     SIOCATMARK,
@@ -55,7 +52,6 @@ from ._constants import (
     SOCKET_ERROR,
     SOL_SOCKET,
     TCP_MAXRT,
-    WINSOCK_1_1,
     WINSOCK_2_2,
     ErrorCode,
     errno_to_wsa,
@@ -64,7 +60,7 @@ from ._engine import DEFAULT_CONNECT_BUDGET_S, WATCH_EVENTS, ConnectTiming, Engi
 from ._errors import WSAError
 from ._options import OPTIONS, apply_os, decode_linger, encode_linger, read_os
 from ._sockaddr import SockAddr, write_sockaddr
-from ._state import CloseRequested, IllegalTransition, State, next_state
+from ._state import IllegalTransition, State
 from ._structs import QOS, FdSet, ProtocolInfo, TimeVal, WSABuf, WSANetworkEvents
 from ._transfer import TransferMixin
 from ._waitables import Window, WSAEvent
@@ -99,6 +95,10 @@ def _read_bytes(data: Any, length: Any, need: int) -> bytes:
     """The first *need* bytes of a caller's input buffer; WSAEFAULT if it is short."""
     if not _is_int(length) or length < need:
         raise WSAError(E.WSAEFAULT)
+    if type(data) is bytes:
+        if len(data) < need or length > len(data):
+            raise WSAError(E.WSAEFAULT)
+        return data if len(data) == need else data[:need]
     try:
         view = memoryview(data)
     except TypeError:
@@ -898,7 +898,6 @@ class Provider(TransferMixin):
         except WSAError as exc:
             return _fail(lpErrno, exc.code)
         del self._sockets[s]
-        next_state(rec.state, CloseRequested)
         self._engine.close(rec)
         return 0
 

@@ -16,7 +16,7 @@ from . import _constants as C
 from ._constants import error_name, event_name
 from ._provider import Provider
 from ._sockaddr import sockaddr_in, sockaddr_in6
-from ._structs import Errno, FdSet, TimeVal, WSANetworkEvents
+from ._structs import Errno, FdSet, WSANetworkEvents
 from ._trace import Trace
 from ._waitables import Window, WSAEvent, wait_for_multiple_events
 

@@ -421,7 +421,7 @@ class FaultLayer(LayeredProvider):
     async def WSPConnect(self, s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno):  # type: ignore[no-untyped-def]
         try:
             family, host, port, *_ = parse_sockaddr(bytes(name))
-            dest: tuple[str, int] | None = (host, port)
+            dest = (host, port)
         except (TypeError, ValueError):
             dest = None
         rule = self._select("connect", s, dest) if self.rules else None
@@ -508,7 +508,7 @@ class FaultLayer(LayeredProvider):
     async def WSPSendTo(self, s, lpBuffers, dwBufferCount, lpNumberOfBytesSent, dwFlags, lpTo, iTolen, lpOverlapped, lpCompletionRoutine, lpThreadId, lpErrno):  # type: ignore[no-untyped-def]
         try:
             _, host, port, *_ = parse_sockaddr(bytes(lpTo))
-            dest: tuple[str, int] | None = (host, port)
+            dest = (host, port)
         except (TypeError, ValueError):
             dest = None
         rc = self._io_fault("send", s, dest, lpNumberOfBytesSent, lpErrno)
