@@ -524,7 +524,7 @@ class Engine(_DataWatching):
                 raise WSAError(errno_to_wsa(code)) from None
             rec.state = new
             rec.completed_ns = time.monotonic_ns()
-            return errno_to_wsa(code)
+            return self._attempt_ended(rec, code)
         else:
             rec.state = new
             rec.completed_ns = time.monotonic_ns()
@@ -536,7 +536,7 @@ class Engine(_DataWatching):
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
                 rec.completed_ns = time.monotonic_ns()
-                return errno_to_wsa(code)
+                return self._attempt_ended(rec, code)
             self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, rec.attempt)
             rec.writing = True
             if budget_s is not None:
@@ -544,6 +544,20 @@ class Engine(_DataWatching):
             return -1
         rec.completed_ns = time.monotonic_ns()
         return 0
+
+    def _attempt_ended(self, rec: SocketRecord, code: int) -> int:
+        """The Winsock outcome of an attempt whose socket reported errno *code*.
+
+        ECONNRESET is not a failed handshake (a refused SYN is ECONNREFUSED): the
+        connection was established and the peer aborted it before we looked, e.g. a
+        server that accepts and resets at once. Windows reports that as FD_CONNECT(0)
+        and then FD_CLOSE(WSAECONNABORTED); the reset is kept for finish() to report
+        and for recv/send to return.
+        """
+        if code == _errno.ECONNRESET:
+            self.io(rec).reset = ErrorCode.WSAECONNRESET
+            return 0
+        return errno_to_wsa(code)
 
     def deliver_later(self, rec: SocketRecord, error: int) -> None:
         """Finish *rec*'s attempt with *error* on the next loop iteration (batched)."""
@@ -568,7 +582,7 @@ class Engine(_DataWatching):
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         rec.completed_ns = time.monotonic_ns()
-        self.finish(rec, errno_to_wsa(code) if code else 0, rec.waiter is not None)
+        self.finish(rec, self._attempt_ended(rec, code) if code else 0, rec.waiter is not None)
 
     def _arm_deadline(self, rec: SocketRecord, budget_s: float) -> None:
         queue = self._deadlines.get(budget_s)
@@ -629,6 +643,10 @@ class Engine(_DataWatching):
     def finish(self, rec: SocketRecord, error: int, synchronous: bool) -> None:
         """The attempt in progress ended with *error*: run the core event, wake waiters."""
         _notify.connect_finished(rec, error, synchronous)
+        io = rec.io
+        if io is not None and io.reset and not error and not io.closed:
+            io.closed = True  # reset behind the handshake (_attempt_ended)
+            _notify.peer_closed(rec, fd_close_error(_errno.ECONNRESET))
         if rec.mask & WATCH_EVENTS and not error:
             self.watch(rec)  # registered for data events: start after FD_CONNECT/FD_WRITE
         waiter = rec.waiter
