@@ -57,6 +57,7 @@ from ._constants import (
     errno_to_wsa,
 )
 from ._engine import DEFAULT_CONNECT_BUDGET_S, WATCH_EVENTS, ConnectTiming, Engine, SocketRecord
+from ._boxes import Scratch, fail, is_int, read_bytes, set_count, set_errno, write_out
 from ._errors import WSAError
 from ._options import OPTIONS, apply_os, decode_linger, encode_linger, read_os
 from ._sockaddr import SockAddr, write_sockaddr
@@ -75,65 +76,11 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 
 
-def _set_errno(box: Any, code: int) -> None:
-    try:
-        box.value = int(code)
-    except Exception:  # a box we cannot write: the return value still says it failed
-        pass
-
-
-def _fail(box: Any, code: int) -> int:
-    _set_errno(box, code)
-    return SOCKET_ERROR
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _read_bytes(data: Any, length: Any, need: int) -> bytes:
-    """The first *need* bytes of a caller's input buffer; WSAEFAULT if it is short."""
-    if not _is_int(length) or length < need:
-        raise WSAError(E.WSAEFAULT)
-    if type(data) is bytes:
-        if len(data) < need or length > len(data):
-            raise WSAError(E.WSAEFAULT)
-        return data if len(data) == need else data[:need]
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise WSAError(E.WSAEFAULT) from None
-    with view:
-        # A declared length past the end of the buffer is a bad pointer in C: WSAEFAULT.
-        if view.nbytes < need or view.nbytes < length:
-            raise WSAError(E.WSAEFAULT)
-        return view.cast("B")[:need].tobytes()
-
-
-def _write_out(buf: Any, box: Any, payload: bytes) -> None:
-    """Fill a caller's (buffer, length box) pair; WSAEFAULT if it cannot hold *payload*."""
-    try:
-        room = box.value
-    except AttributeError:
-        raise WSAError(E.WSAEFAULT) from None
-    if not _is_int(room) or room < len(payload):
-        raise WSAError(E.WSAEFAULT)
-    try:
-        view = memoryview(buf)
-    except TypeError:
-        raise WSAError(E.WSAEFAULT) from None
-    with view:
-        if view.readonly or view.nbytes < len(payload):
-            raise WSAError(E.WSAEFAULT)
-        view.cast("B")[: len(payload)] = payload
-    box.value = len(payload)
-
-
 def _check_wsabuf(buf: Any) -> None:
     """A WSABuf (or None) whose declared length fits its buffer."""
     if buf is None:
         return
-    if not isinstance(buf, WSABuf) or not _is_int(buf.len) or buf.len < 0:
+    if not isinstance(buf, WSABuf) or not is_int(buf.len) or buf.len < 0:
         raise WSAError(E.WSAEFAULT)
     if buf.len and (buf.buf is None or len(buf.buf) < buf.len):
         raise WSAError(E.WSAEFAULT)
@@ -153,7 +100,7 @@ def _check_qos(qos: Any) -> None:
     _check_wsabuf(qos.ProviderSpecific)
     for spec in (qos.SendingFlowspec, qos.ReceivingFlowspec):
         service = getattr(spec, "ServiceType", None)
-        if not _is_int(service):
+        if not is_int(service):
             raise WSAError(E.WSAEFAULT)
         if service not in (
             SERVICETYPE_NOTRAFFIC,
@@ -180,7 +127,7 @@ class Provider(TransferMixin):
     """
 
     def __init__(self, version: int = WINSOCK_2_2) -> None:
-        if not _is_int(version) or version not in _SUPPORTED_VERSIONS:
+        if not is_int(version) or version not in _SUPPORTED_VERSIONS:
             raise WSAError(E.WSAVERNOTSUPPORTED)
         self.version = version
         # Compare the major byte, not the WORD: 2.0 (0x0002) < 1.1 (0x0101) as numbers.
@@ -198,11 +145,11 @@ class Provider(TransferMixin):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.WSPCleanup(_Scratch())
+        self.WSPCleanup(Scratch())
 
     def close(self) -> None:
         """Close every socket and refuse further calls (WSANOTINITIALISED)."""
-        self.WSPCleanup(_Scratch())
+        self.WSPCleanup(Scratch())
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -245,9 +192,9 @@ class Provider(TransferMixin):
                     lpProtocolInfo.iSocketType,
                     lpProtocolInfo.iProtocol,
                 )
-            if not (_is_int(af) and _is_int(type) and _is_int(protocol)):
+            if not (is_int(af) and is_int(type) and is_int(protocol)):
                 raise WSAError(E.WSAEINVAL)
-            if g not in (0, None) or not (_is_int(dwFlags) or dwFlags is None):
+            if g not in (0, None) or not (is_int(dwFlags) or dwFlags is None):
                 raise WSAError(E.WSAEINVAL)
             if af not in (AF_INET, AF_INET6):
                 raise WSAError(E.WSAEAFNOSUPPORT)
@@ -259,7 +206,7 @@ class Provider(TransferMixin):
                 raise WSAError(E.WSAEPROTONOSUPPORT)
             sock = self._engine.open_socket(af, type)
         except WSAError as exc:
-            _set_errno(lpErrno, exc.winerror)
+            set_errno(lpErrno, exc.winerror)
             return INVALID_SOCKET
         return self._new_record(af, type, protocol, sock).handle
 
@@ -274,7 +221,7 @@ class Provider(TransferMixin):
                 raise WSAError(E.WSAEFAULT)
             self._engine.bind(rec, addr)
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     def WSPListen(self, s: Any, backlog: Any, lpErrno: Any) -> int:
@@ -282,13 +229,13 @@ class Provider(TransferMixin):
         WSAEOPNOTSUPP (datagram socket)."""
         try:
             rec = self._lookup(s)
-            if not _is_int(backlog):
+            if not is_int(backlog):
                 raise WSAError(E.WSAEINVAL)
             if not rec.stream:
                 raise WSAError(E.WSAEOPNOTSUPP)
             self._engine.listen(rec, backlog)
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     # -- WSPConnect ----------------------------------------------------------------
@@ -345,7 +292,7 @@ class Provider(TransferMixin):
             engine = self._engine
             error = engine.start_connect(rec, addr, self._connect_budget(rec))
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         if rec.observer is not None:
             rec.observer.state_changed(rec)
         if rec.nonblocking:
@@ -358,7 +305,7 @@ class Provider(TransferMixin):
         else:
             engine.finish(rec, error, True)
         if error:
-            return _fail(lpErrno, error)
+            return fail(lpErrno, error)
         return 0
 
     def _connect_budget(self, rec: SocketRecord) -> float | None:
@@ -450,7 +397,7 @@ class Provider(TransferMixin):
                 raise WSAError(E.WSAEINVAL)
             if addr is not None or addrlen is not None:
                 room: Any = getattr(addrlen, "value", None)
-                if addr is None or not _is_int(room) or room < _SOCKADDR_SIZE[rec.family]:
+                if addr is None or not is_int(room) or room < _SOCKADDR_SIZE[rec.family]:
                     raise WSAError(E.WSAEFAULT)
             if lpfnCondition is not None and not callable(lpfnCondition):
                 raise WSAError(E.WSAEFAULT)
@@ -500,7 +447,7 @@ class Provider(TransferMixin):
             if addr is not None:
                 write_sockaddr(peer_addr, addr, addrlen)
         except (WSAError, IllegalTransition) as exc:
-            _set_errno(lpErrno, exc.code)
+            set_errno(lpErrno, exc.code)
             return INVALID_SOCKET
         return new.handle
 
@@ -544,7 +491,7 @@ class Provider(TransferMixin):
                 raise WSAError(errno_to_wsa(exc.errno or 0)) from None
             write_sockaddr(local, name, namelen)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     def WSPGetPeerName(self, s: Any, name: Any, namelen: Any, lpErrno: Any) -> int:
@@ -556,7 +503,7 @@ class Provider(TransferMixin):
                 raise WSAError(E.WSAENOTCONN)
             write_sockaddr(rec.peer, name, namelen)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     # -- options -------------------------------------------------------------------------
@@ -571,13 +518,13 @@ class Provider(TransferMixin):
             spec = self._option(rec, level, optname)
             value = self._get_option(rec, level, optname, spec)
             payload = encode_linger(value) if spec.linger else _U32.pack(value & 0xFFFFFFFF)
-            _write_out(optval, optlen, payload)
+            write_out(optval, optlen, payload)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     def _option(self, rec: SocketRecord, level: Any, optname: Any) -> Any:
-        if not _is_int(level) or not _is_int(optname):
+        if not is_int(level) or not is_int(optname):
             raise WSAError(E.WSAEINVAL)
         spec = OPTIONS.get((level, optname))
         if spec is None:
@@ -621,7 +568,7 @@ class Provider(TransferMixin):
             spec = self._option(rec, level, optname)
             if spec.kind == "derived":
                 raise WSAError(E.WSAENOPROTOOPT)
-            raw = _read_bytes(optval, optlen, spec.size)
+            raw = read_bytes(optval, optlen, spec.size)
             value: Any = decode_linger(raw) if spec.linger else _I32.unpack(raw)[0]
             options = rec.options or {}
             if value and (level, optname) == (SOL_SOCKET, SO_REUSEADDR) and options.get(
@@ -640,7 +587,7 @@ class Provider(TransferMixin):
             options[(level, optname)] = value
             rec.options = options
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     # -- WSPIoctl ------------------------------------------------------------------------
@@ -667,28 +614,28 @@ class Provider(TransferMixin):
             if lpOverlapped is not None or lpCompletionRoutine is not None:
                 raise WSAError(E.WSAEINVAL)
             if dwIoControlCode == FIONBIO:
-                (value,) = _U32.unpack(_read_bytes(lpvInBuffer, cbInBuffer, 4))
+                (value,) = _U32.unpack(read_bytes(lpvInBuffer, cbInBuffer, 4))
                 if not value and rec.mask:
                     # ioctlsocket page: WSAEINVAL while WSAAsyncSelect/WSAEventSelect
                     # is in force; a zero mask lifts it.
                     raise WSAError(E.WSAEINVAL)
                 rec.nonblocking = bool(value)
-                _set_count(lpcbBytesReturned, 0)
+                set_count(lpcbBytesReturned, 0)
             elif dwIoControlCode == FIONREAD:
                 count = self._bytes_readable(rec)
-                box = _Scratch(cbOutBuffer)
-                _write_out(lpvOutBuffer, box, _U32.pack(count))
-                _set_count(lpcbBytesReturned, 4)
+                box = Scratch(cbOutBuffer)
+                write_out(lpvOutBuffer, box, _U32.pack(count))
+                set_count(lpcbBytesReturned, 4)
             elif dwIoControlCode == SIOCATMARK:
-                box = _Scratch(cbOutBuffer)
-                _write_out(lpvOutBuffer, box, _U32.pack(self._at_mark(rec)))  # _transfer
-                _set_count(lpcbBytesReturned, 4)
+                box = Scratch(cbOutBuffer)
+                write_out(lpvOutBuffer, box, _U32.pack(self._at_mark(rec)))  # _transfer
+                set_count(lpcbBytesReturned, 4)
             elif dwIoControlCode in (SIO_SET_QOS, SIO_GET_QOS):
                 raise WSAError(E.WSAEOPNOTSUPP)
             else:
                 raise WSAError(E.WSAEINVAL)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     def _bytes_readable(self, rec: SocketRecord) -> int:
@@ -711,12 +658,12 @@ class Provider(TransferMixin):
         replaces any WSPEventSelect, and posts the level conditions that hold."""
         try:
             rec = self._lookup(s)
-            if not _is_int(lEvent) or lEvent & ~FD_ALL_EVENTS or not _is_int(wMsg):
+            if not is_int(lEvent) or lEvent & ~FD_ALL_EVENTS or not is_int(wMsg):
                 raise WSAError(E.WSAEINVAL)
             if lEvent and not isinstance(hWnd, Window):
                 raise WSAError(E.WSAEINVAL)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         rec.nonblocking = True
         if lEvent & WATCH_EVENTS:
             self._engine.watch(rec)  # facts before this call are recorded first
@@ -730,12 +677,12 @@ class Provider(TransferMixin):
         an unconsumed record survives and is signalled if the mask admits it."""
         try:
             rec = self._lookup(s)
-            if not _is_int(lNetworkEvents) or lNetworkEvents & ~FD_ALL_EVENTS:
+            if not is_int(lNetworkEvents) or lNetworkEvents & ~FD_ALL_EVENTS:
                 raise WSAError(E.WSAEINVAL)
             if lNetworkEvents and not isinstance(hEventObject, WSAEvent):
                 raise WSAError(E.WSAEINVAL)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         rec.nonblocking = True
         if lNetworkEvents & WATCH_EVENTS:
             self._engine.watch(rec)  # catches up on facts (a FIN, data) recorded since
@@ -757,7 +704,7 @@ class Provider(TransferMixin):
             if hEventObject is not None and not isinstance(hEventObject, WSAEvent):
                 raise WSAError(E.WSAEINVAL)
         except (WSAError, TypeError) as exc:
-            return _fail(lpErrno, getattr(exc, "code", E.WSAEFAULT))
+            return fail(lpErrno, getattr(exc, "code", E.WSAEFAULT))
         _notify.enum_network_events(rec, lpNetworkEvents, hEventObject)
         return 0
 
@@ -789,7 +736,7 @@ class Provider(TransferMixin):
                 for h in handles:
                     self._lookup(h)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         fut: asyncio.Future[Any] | None = None
         try:
             while True:
@@ -814,7 +761,7 @@ class Provider(TransferMixin):
                         timer.cancel()
                     self._unwatch_levels(watched)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         count = 0
         for fds, handles in zip(sets, ready):
             if fds is not None:
@@ -896,7 +843,7 @@ class Provider(TransferMixin):
         try:
             rec = self._lookup(s)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         del self._sockets[s]
         self._engine.close(rec)
         return 0
@@ -914,9 +861,9 @@ class Provider(TransferMixin):
         of its own, so every blocking call in progress on it is cancelled.
         """
         if self._closed:
-            return _fail(lpErrno, E.WSANOTINITIALISED)
+            return fail(lpErrno, E.WSANOTINITIALISED)
         if not self._interrupt_blocking():
-            return _fail(lpErrno, E.WSAEINVAL)
+            return fail(lpErrno, E.WSAEINVAL)
         return 0
 
     def _interrupt_blocking(self) -> int:
@@ -929,12 +876,12 @@ class Provider(TransferMixin):
         """Close every socket; later calls fail with WSANOTINITIALISED. 0, or
         SOCKET_ERROR with WSANOTINITIALISED if already cleaned up."""
         if self._closed:
-            return _fail(lpErrno, E.WSANOTINITIALISED)
+            return fail(lpErrno, E.WSANOTINITIALISED)
         # WSACleanup page: it "terminates Windows Sockets operations for all threads";
         # a select waiting on write or except sets only would otherwise wait forever.
         self._interrupt_blocking()
         for handle in list(self._sockets):
-            self.WSPCloseSocket(handle, _Scratch())
+            self.WSPCloseSocket(handle, Scratch())
         self._closed = True
         return 0
 
@@ -995,20 +942,6 @@ _POLL_URGENT = 0x002  # POLLPRI: urgent (OOB) data
 _POLL_WRITE = 0x004
 
 
-class _Scratch:
-    """A throwaway out-parameter box."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any = 0) -> None:
-        self.value = value
-
-
-def _set_count(box: Any, count: int) -> None:
-    if box is not None:
-        _set_errno(box, count)
-
-
 def _resolve(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -1025,7 +958,7 @@ def _deadline(timeout: Any, now: float) -> float | None:
     if not isinstance(timeout, TimeVal):
         raise WSAError(E.WSAEFAULT)
     sec, usec = timeout.tv_sec, timeout.tv_usec
-    if not (_is_int(sec) and _is_int(usec)) or sec < 0 or usec < 0:
+    if not (is_int(sec) and is_int(usec)) or sec < 0 or usec < 0:
         raise WSAError(E.WSAEINVAL)
     return now + sec + usec / 1_000_000
 

@@ -44,12 +44,12 @@ from ._constants import (
     SO_RCVTIMEO,
     SO_SNDTIMEO,
     SOCK_STREAM,
-    SOCKET_ERROR,
     SOL_SOCKET,
     ErrorCode,
     errno_to_wsa,
 )
 from ._engine import SocketRecord, _fionread
+from ._boxes import fail, is_int, set_errno
 from ._errors import WSAError
 from ._sockaddr import SockAddr, write_sockaddr
 from ._state import BindRequested, IllegalTransition, State, next_state
@@ -66,29 +66,13 @@ _OOBINLINE_KEY = (SOL_SOCKET, SO_OOBINLINE)
 _RESET_ERRNOS = frozenset({_errno.ECONNRESET, _errno.EPIPE, _errno.ECONNABORTED, _errno.ETIMEDOUT})
 
 
-def _set_value(box: Any, value: int) -> None:
-    try:
-        box.value = int(value)
-    except Exception:  # a box we cannot write: the return value still says it all
-        pass
-
-
-def _fail(box: Any, code: int) -> int:
-    _set_value(box, code)
-    return SOCKET_ERROR
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
-
-
 def _views(buffers: Any, count: Any, writable: bool) -> list[memoryview]:
     """The first *count* WSABufs of *buffers* as byte views; WSAEFAULT if any is bad.
 
     Each WSABuf's ``len`` must fit its ``buf``; a receive buffer must be writable.
     """
-    if not _is_int(count) or count < 0:
-        raise WSAError(E.WSAEINVAL if _is_int(count) else E.WSAEFAULT)
+    if not is_int(count) or count < 0:
+        raise WSAError(E.WSAEINVAL if is_int(count) else E.WSAEFAULT)
     if not isinstance(buffers, (list, tuple)) or len(buffers) < count:
         raise WSAError(E.WSAEFAULT)
     out = []
@@ -97,7 +81,7 @@ def _views(buffers: Any, count: Any, writable: bool) -> list[memoryview]:
         if type(wsabuf) is not WSABuf and not isinstance(wsabuf, WSABuf):
             raise WSAError(E.WSAEFAULT)
         length, data = wsabuf.len, wsabuf.buf
-        if not _is_int(length) or length < 0:
+        if not is_int(length) or length < 0:
             raise WSAError(E.WSAEFAULT)
         if data is None:
             if length:
@@ -180,9 +164,9 @@ class TransferMixin:
                 raise WSAError(E.WSAENOTCONN)
             sent = await self._send(rec, views, flags, None)
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         if lpNumberOfBytesSent is not None:
-            _set_value(lpNumberOfBytesSent, sent)
+            set_errno(lpNumberOfBytesSent, sent)
         return 0
 
     async def WSPSendTo(
@@ -234,13 +218,13 @@ class TransferMixin:
                 # sendto binds an unbound socket implicitly (sendto page).
                 rec.state = next_state(rec.state, BindRequested)
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         if lpNumberOfBytesSent is not None:
-            _set_value(lpNumberOfBytesSent, sent)
+            set_errno(lpNumberOfBytesSent, sent)
         return 0
 
     def _send_flags(self, rec: SocketRecord, flags: Any) -> int:
-        if not _is_int(flags):
+        if not is_int(flags):
             raise WSAError(E.WSAEINVAL)
         if flags & ~_SEND_FLAGS:
             raise WSAError(E.WSAEOPNOTSUPP)
@@ -368,7 +352,7 @@ class TransferMixin:
         try:
             rec = self._lookup(s)
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         oob = False
         try:
             if overlapped is not None or routine is not None:
@@ -377,7 +361,7 @@ class TransferMixin:
                 flags = flagbox.value
             except AttributeError:
                 raise WSAError(E.WSAEFAULT) from None
-            if not _is_int(flags):
+            if not is_int(flags):
                 raise WSAError(E.WSAEFAULT)
             oob = bool(flags & MSG_OOB)
             views = _views(buffers, count, True)
@@ -391,15 +375,15 @@ class TransferMixin:
             if rec.mode == _notify.MODE_MESSAGE and rec.sock is not None:
                 # A failing recv re-enables too (message mode only, observed).
                 _notify.recv_called(rec, oob, False, self._remains(rec, oob, 0, 0, True))
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         if nbox is not None:
-            _set_value(nbox, n)
-        _set_value(flagbox, MSG_PARTIAL if partial else 0)
+            set_errno(nbox, n)
+        set_errno(flagbox, MSG_PARTIAL if partial else 0)
         if want_from and sender is not None:
             write_sockaddr(SockAddr.from_os(rec.family, sender), from_buf, from_box)
         if partial:
             # Unreliable protocol: the rest of the datagram is lost (WSARecv page).
-            return _fail(lpErrno, E.WSAEMSGSIZE)
+            return fail(lpErrno, E.WSAEMSGSIZE)
         return 0
 
     def _check_from(self, rec: SocketRecord, buf: Any, box: Any) -> None:
@@ -553,7 +537,7 @@ class TransferMixin:
         test_close_events, "No other shutdown() call generates an event")."""
         try:
             rec = self._lookup(s)
-            if not _is_int(how) or how not in (SD_RECEIVE, SD_SEND, SD_BOTH):
+            if not is_int(how) or how not in (SD_RECEIVE, SD_SEND, SD_BOTH):
                 raise WSAError(E.WSAEINVAL)
             if rec.sock is None or (rec.type == SOCK_STREAM and rec.state is not State.CONNECTED):
                 raise WSAError(E.WSAENOTCONN)
@@ -567,7 +551,7 @@ class TransferMixin:
             if how != SD_RECEIVE:
                 io.shut_wr = True
         except WSAError as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         return 0
 
     def _at_mark(self, rec: SocketRecord) -> int:
@@ -601,7 +585,7 @@ class TransferMixin:
                 raise WSAError(E.WSAEACCES)
             self._engine.set_peer(rec, addr)
         except (WSAError, IllegalTransition) as exc:
-            return _fail(lpErrno, exc.code)
+            return fail(lpErrno, exc.code)
         if rec.io is not None:
             rec.io.disconnected = False
         _notify.datagram_connected(rec)
