@@ -498,6 +498,9 @@ class Engine(_DataWatching):
         refusals that the call itself reports (state, implicit bind failures).
         """
         new = next_state(rec.state, ConnectRequested)
+        if addr.is_zero_address:
+            # Linux would connect to the local host; Windows refuses (connect page).
+            raise WSAError(ErrorCode.WSAEADDRNOTAVAIL)
         if rec.state is State.FAILED:
             self.swap(rec)
         sock = rec.sock

@@ -273,26 +273,25 @@ class Provider(TransferMixin):
                 raise WSAError(E.WSAEAFNOSUPPORT)
             if lpGQOS is not None:
                 raise WSAError(E.WSAEINVAL)
-            _check_wsabuf(lpCallerData)
-            _check_wsabuf(lpCalleeData)
-            _check_qos(lpSQOS)
-            if lpCallerData is not None and lpCallerData.len:
-                # TCP has no XP1_CONNECT_DATA (WSAConnect page).
-                raise WSAError(E.WSAEPROTONOSUPPORT)
+            if lpCallerData is not None or lpCalleeData is not None or lpSQOS is not None:
+                _check_wsabuf(lpCallerData)
+                _check_wsabuf(lpCalleeData)
+                _check_qos(lpSQOS)
+                if lpCallerData is not None and lpCallerData.len:
+                    # TCP has no XP1_CONNECT_DATA (WSAConnect page).
+                    raise WSAError(E.WSAEPROTONOSUPPORT)
             if rec.busy:
                 raise WSAError(E.WSAEINPROGRESS)
-            state = rec.state
-            if state is State.CONNECTING:
-                raise WSAError(E.WSAEINVAL if self._v1 else E.WSAEALREADY)
-            if state is not State.CONNECTED and state is not State.LISTENING and addr.is_zero_address:
-                # Linux would connect to the local host; Windows refuses (connect page).
-                raise WSAError(E.WSAEADDRNOTAVAIL)
-            if lpCalleeData is not None:
-                lpCalleeData.len = 0
             engine = self._engine
             error = engine.start_connect(rec, addr, self._connect_budget(rec))
         except (WSAError, IllegalTransition) as exc:
-            return fail(lpErrno, exc.code)
+            code = exc.code
+            if code == E.WSAEALREADY and self._v1:
+                # Winsock 1.1 reported a connect in progress as WSAEINVAL (connect page).
+                code = E.WSAEINVAL
+            return fail(lpErrno, code)
+        if lpCalleeData is not None:
+            lpCalleeData.len = 0  # TCP carries no connect data
         if rec.observer is not None:
             rec.observer.state_changed(rec)
         if rec.nonblocking:
