@@ -3,7 +3,8 @@
 The sink never accepts (``--policy never``, backlog 8), so after the first few every
 connect stays pending (Linux drops the SYNs of a full accept queue). Each row starts
 10,000 connects in a fresh loop and, once they are all in flight, reads the Python heap
-(tracemalloc, traced since just before the first connect) and the process RSS; both
+(tracemalloc, traced since just before the first connect) and the RSS of a fresh
+process per row; both
 deltas are divided by the number in flight. Kernel socket memory is not in either figure.
 
     python benchmarks/connect_memory.py [-n 10000] [--route all] [--loop all]
@@ -16,6 +17,7 @@ import asyncio
 import gc
 import os
 import platform
+import subprocess
 import sys
 import tracemalloc
 
@@ -63,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=10000, help="connects in flight (default 10000)")
     p.add_argument("--route", default="all")
     p.add_argument("--loop", default="all")
+    p.add_argument("--one", nargs=3, metavar=("ROUTE", "LOOP", "PORT"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     raise_nofile()
+    if a.one:  # a child: one row in a fresh process, so RSS starts clean
+        inflight, heap, rss = measure(a.one[0], a.one[1], a.n, int(a.one[2]))
+        print(f"{inflight} {heap} {rss}")
+        return 0
     routes = list(ROUTES) if a.route == "all" else ["baseline", *a.route.split(",")]
     loops = ["asyncio", "uvloop"] if a.loop == "all" else a.loop.split(",")
     print(f"Python {platform.python_version()}; {platform.platform()}; {os.cpu_count()} CPUs; "
@@ -73,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     with SinkGroup("never", backlog=8) as sink:
         for loop_name in loops:
             for route in routes:
-                inflight, heap, rss = measure(route, loop_name, a.n, sink.port)
+                out = subprocess.run([sys.executable, __file__, "-n", str(a.n), "--one", route, loop_name,
+                                      str(sink.port)], capture_output=True, text=True, timeout=300)
+                if out.returncode != 0:
+                    print(f"{loop_name:8} {route:12} failed: {out.stderr.strip()[-300:]}")
+                    continue
+                f = out.stdout.split()
+                inflight, heap, rss = int(f[0]), float(f[1]), float(f[2])
                 print(f"{loop_name:8} {route:12} {inflight:>9} {heap:>15,.0f} {rss:>14,.0f}", flush=True)
     return 0
 

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import os
 import socket
-import warnings
 
 import pytest
 import uvloop
@@ -41,7 +40,7 @@ def _open_fds() -> set[tuple[str, str]]:
 def pytest_runtest_protocol(item, nextitem):
     """Fail a test that leaves an OS descriptor open (checked after teardown)."""
     before = _open_fds()
-    outcome = yield
+    yield
     leaked = _open_fds() - before
     if leaked:
         # Only a suspected leak pays for a full collection (~20-40 ms each, twice per

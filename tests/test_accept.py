@@ -28,7 +28,6 @@ from wspasync import (
     WSAEWOULDBLOCK,
     WSATRY_AGAIN,
     Errno,
-    WSABuf,
     parse_sockaddr,
     sockaddr_in,
     sockaddr_in6,

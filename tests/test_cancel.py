@@ -40,7 +40,6 @@ from wspasync import (
     Errno,
     FdSet,
     Provider,
-    TimeVal,
     WSABuf,
     sockaddr_in,
 )

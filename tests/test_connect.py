@@ -55,7 +55,6 @@ from wspasync import (
     FdSet,
     FlowSpec,
     Provider,
-    TimeVal,
     WSABuf,
     Window,
     parse_sockaddr,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 
 import pytest
 import uvloop

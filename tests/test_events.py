@@ -10,7 +10,6 @@ sending syscall, so ``settle()`` (no real time) is enough for them to be seen.
 
 from __future__ import annotations
 
-import asyncio
 
 import socket
 import struct
@@ -21,7 +20,6 @@ from wspasync import (
     AF_INET,
     FD_ACCEPT,
     FD_CLOSE,
-    FD_CLOSE_BIT,
     FD_CONNECT,
     FD_MAX_EVENTS,
     FD_OOB,

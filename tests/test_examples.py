@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import pathlib
-import socket
 import subprocess
 import sys
 
 import pytest
 
-from wspasync import Provider
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 

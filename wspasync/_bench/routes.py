@@ -244,6 +244,8 @@ class AsyncSelectDriver(_WspDriver):
                             self.close_handle(s)
                 msg = peek()
             await self.refill()
+            if len(self.window):  # posted while connecting: let the loop run its callbacks first
+                await asyncio.sleep(0)
 
 
 class EventSelectDriver(_WspDriver):
@@ -301,6 +303,10 @@ class EventSelectDriver(_WspDriver):
             elif idx != w.WSA_WAIT_TIMEOUT:
                 await asyncio.sleep(0.001)  # WSA_WAIT_FAILED: do not spin
             await self.refill()
+            for ev in events:  # signalled while connecting: let the loop run its callbacks first
+                if ev.is_set():
+                    await asyncio.sleep(0)
+                    break
 
     def abort(self, key: Any) -> None:
         for grp in self.groups:
@@ -358,6 +364,9 @@ class SelectDriver(_WspDriver):
                     self.failed(s, self.error_name(code) if code else "exceptfds", "exceptfds", t1)
                     self.close_handle(s)
             await self.refill()
+            # WSPSelect may return without suspending (ready at once, or a scan longer
+            # than the timeout): yield so the loop's callbacks and timers run each round
+            await asyncio.sleep(0)
 
 
 class BlockingDriver(_WspDriver):

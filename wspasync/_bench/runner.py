@@ -16,7 +16,6 @@ import ipaddress
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from .report import (
     write_json,
     write_plot,
 )
-from .routes import ROUTES, WSP_ROUTES, make_driver, parse_target
+from .routes import WSP_ROUTES, make_driver, parse_target
 from .sink import POLICIES, SinkGroup
 
 __all__ = ["add_parsers", "run_bench", "run_row", "worker_main", "EXIT_OK", "EXIT_FAIL_IF",
@@ -216,6 +215,15 @@ def worker_main() -> int:
     return 0
 
 
+def _share(value: int, i: int, workers: int) -> int:
+    """Worker *i*'s part of *value* split as evenly as whole numbers allow."""
+    return value // workers + (1 if i < value % workers else 0)
+
+
+def _share_opt(value: int | None, i: int, workers: int) -> int | None:
+    return None if value is None else _share(value, i, workers)
+
+
 def run_row_workers(route: str, loop_name: str, plan: Plan, targets: list[Any],
                     sources: list[str] | None, workers: int) -> list[dict[str, Any]]:
     """The same row in ``workers`` processes started together; their partials."""
@@ -224,10 +232,10 @@ def run_row_workers(route: str, loop_name: str, plan: Plan, targets: list[Any],
     procs = []
     try:
         for i in range(workers):
-            share = lambda v: None if v is None else v // workers + (1 if i < v % workers else 0)  # noqa: E731
             wplan = attrs.evolve(
-                plan, concurrency=max(1, share(plan.concurrency)), total=share(plan.total),
-                warmup=share(plan.warmup), rate=None if plan.rate is None else plan.rate / workers,
+                plan, concurrency=max(1, _share(plan.concurrency, i, workers)),
+                total=_share_opt(plan.total, i, workers), warmup=_share(plan.warmup, i, workers),
+                rate=None if plan.rate is None else plan.rate / workers,
             )
             srcs = sources[i::workers] if sources and len(sources) >= workers else sources
             cfg = {"route": route, "loop": loop_name, "plan": attrs.asdict(wplan),
@@ -377,22 +385,6 @@ def run_bench(args: argparse.Namespace) -> int:
     warnings = [f.text for f in findings if f.level == "warn"]
     for w in warnings:
         err(f"warning: {w}")
-
-    try:
-        import wspasync  # noqa: F401
-        provider_error = None
-    except Exception as e:  # the provider is unusable: run the baseline, say so
-        provider_error = f"{type(e).__name__}: {e}"
-        err(f"warning: wspasync cannot be imported ({provider_error}); only the baseline rows run")
-        warnings.append(f"wspasync import failed: {provider_error}")
-        routes = []
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        if "uvloop" in loops:
-            err("warning: uvloop is not installed; the uvloop rows are skipped")
-            warnings.append("uvloop not installed")
-            loops = [x for x in loops if x != "uvloop"] or ["asyncio"]
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = None if args.no_json else (args.json or f"bench-{stamp}.json")

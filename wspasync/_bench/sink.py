@@ -52,7 +52,8 @@ def _serve(listener: socket.socket, policy: str, delay: float) -> None:
     ep.register(stdin_fd, select.EPOLLIN | select.EPOLLHUP)
     if policy != "never":
         ep.register(lfd, select.EPOLLIN)
-    accept = listener._accept  # bare descriptors: no socket object per connection
+    # socket._accept() returns a bare descriptor: no socket object per connection.
+    accept = listener._accept  # type: ignore[attr-defined]
     close = os.close
     held: set[int] = set()
     delayed: collections.deque[tuple[float, int]] = collections.deque()
