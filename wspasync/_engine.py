@@ -54,6 +54,8 @@ from ._constants import (
     SOCK_DGRAM,
     SOCK_STREAM,
     SOL_SOCKET,
+    IPPROTO_TCP,
+    TCP_MAXRT,
     errno_to_wsa,
     fd_close_error,
 )
@@ -96,9 +98,60 @@ _ASYNC_OUTCOMES = frozenset(
     }
 )
 
+# TCP states (include/net/tcp_states.h) as TCP_INFO's first byte reports them.
+_TCP_SYN_SENT = 2
+_TCP_CLOSE = 7
+
+
+def connect_budget(rec: SocketRecord) -> float | None:
+    """Seconds an unanswered connect may take: Windows' 21 s, or TCP_MAXRT (0: the
+    default, -1 / 0xFFFFFFFF: no limit)."""
+    maxrt = rec.options.get(_TCP_MAXRT_KEY) if rec.options else None
+    if not maxrt:
+        return DEFAULT_CONNECT_BUDGET_S
+    if maxrt in (-1, 0xFFFFFFFF):
+        return None
+    return float(maxrt)
+
+
+def os_connect(sock: socket.socket, addr: SockAddr) -> int:
+    """Start a nonblocking TCP connect: the errno it ended with at once (0: established),
+    or -1 while the handshake is in flight. Raises WSAError for an error the call itself
+    reports (no port for the implicit bind, no buffers, ...): that attempt never started.
+
+    ``connect_ex``, not ``connect``: CPython builds an OSError with its strerror text
+    for every EINPROGRESS, which costs more than the rest of a loopback connect's
+    Python work put together.
+    """
+    code = sock.connect_ex(addr.to_os())
+    if code == _errno.EINPROGRESS or code == _errno.EINTR:
+        return handshake_outcome(sock)
+    if code and code not in _ASYNC_OUTCOMES:
+        raise WSAError(errno_to_wsa(code))
+    return code
+
+
+def handshake_outcome(sock: socket.socket) -> int:
+    """Where a connect in progress stands, in one syscall: -1 still in flight, 0
+    established, else the errno it failed with.
+
+    On loopback the kernel has usually finished the handshake before connect returned.
+    TCP_INFO's state byte tells SYN_SENT (in flight) from ESTABLISHED (or CLOSE_WAIT:
+    established, and the peer already sent its FIN) and from CLOSE (failed; SO_ERROR
+    says why -- if it is already gone, the connection was established and reset).
+    """
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    if state == _TCP_SYN_SENT:
+        return -1
+    if state == _TCP_CLOSE:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or _errno.ECONNRESET
+    return 0
+
+
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 _POLLOUT = select.POLLOUT
 _OOBINLINE_KEY = (SOL_SOCKET, SO_OOBINLINE)
+_TCP_MAXRT_KEY = (IPPROTO_TCP, TCP_MAXRT)
 
 
 @attrs.frozen
@@ -490,7 +543,7 @@ class Engine(_DataWatching):
 
     # -- connect -----------------------------------------------------------------
 
-    def start_connect(self, rec: SocketRecord, addr: SockAddr, budget_s: float | None) -> int:
+    def start_connect(self, rec: SocketRecord, addr: SockAddr) -> int:
         """Start a stream connect attempt.
 
         Returns the Winsock code the attempt finished with at once (0 for success), or
@@ -515,38 +568,17 @@ class Engine(_DataWatching):
                 # Returns like this method (a code, or -1 with a timer armed via
                 # finish_after) and sets rec.state = new itself; may raise WSAError.
                 return fault(self, rec, new)
-        try:
-            sock.connect(addr.to_os())
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            code = exc.errno or 0
-            if code not in _ASYNC_OUTCOMES:
-                # Refused by the call itself (no port to bind, no buffers, ...): the
-                # attempt never started and Winsock reports it from connect.
-                raise WSAError(errno_to_wsa(code)) from None
-            rec.state = new
-            rec.completed_ns = time.monotonic_ns()
-            return self._attempt_ended(rec, code)
-        else:
-            rec.state = new
-            rec.completed_ns = time.monotonic_ns()
-            return 0
+        code = os_connect(sock, addr)
         rec.state = new
-        try:
-            sock.getpeername()
-        except OSError:
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                rec.completed_ns = time.monotonic_ns()
-                return self._attempt_ended(rec, code)
+        if code < 0:
             self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, rec.attempt)
             rec.writing = True
+            budget_s = connect_budget(rec)
             if budget_s is not None:
                 self._arm_deadline(rec, budget_s)
             return -1
         rec.completed_ns = time.monotonic_ns()
-        return 0
+        return self._attempt_ended(rec, code) if code else 0
 
     def _attempt_ended(self, rec: SocketRecord, code: int) -> int:
         """The Winsock outcome of an attempt whose socket reported errno *code*.
@@ -630,16 +662,12 @@ class Engine(_DataWatching):
             return
         sock = rec.sock
         if error is None and sock is not None:
-            try:
-                sock.getpeername()
-                error = 0
-            except OSError:
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if not code:
-                    self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, attempt)
-                    rec.writing = True
-                    return
-                error = errno_to_wsa(code)
+            code = handshake_outcome(sock)
+            if code < 0:
+                self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, attempt)
+                rec.writing = True
+                return
+            error = self._attempt_ended(rec, code) if code else 0
         rec.completed_ns = time.monotonic_ns()
         self.finish(rec, error or 0, rec.waiter is not None)
 

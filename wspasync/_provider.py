@@ -51,12 +51,11 @@ from ._constants import (
     SOCK_STREAM,
     SOCKET_ERROR,
     SOL_SOCKET,
-    TCP_MAXRT,
     WINSOCK_2_2,
     ErrorCode,
     errno_to_wsa,
 )
-from ._engine import DEFAULT_CONNECT_BUDGET_S, WATCH_EVENTS, ConnectTiming, Engine, SocketRecord
+from ._engine import WATCH_EVENTS, ConnectTiming, Engine, SocketRecord
 from ._boxes import Scratch, fail, is_int, read_bytes, set_count, set_errno, write_out
 from ._errors import WSAError
 from ._options import OPTIONS, apply_os, decode_linger, encode_linger, read_os
@@ -283,7 +282,7 @@ class Provider(TransferMixin):
             if rec.busy:
                 raise WSAError(E.WSAEINPROGRESS)
             engine = self._engine
-            error = engine.start_connect(rec, addr, self._connect_budget(rec))
+            error = engine.start_connect(rec, addr)
         except (WSAError, IllegalTransition) as exc:
             code = exc.code
             if code == E.WSAEALREADY and self._v1:
@@ -306,14 +305,6 @@ class Provider(TransferMixin):
         if error:
             return fail(lpErrno, error)
         return 0
-
-    def _connect_budget(self, rec: SocketRecord) -> float | None:
-        maxrt = rec.options.get((IPPROTO_TCP, TCP_MAXRT)) if rec.options else None
-        if maxrt is None or maxrt == 0:
-            return DEFAULT_CONNECT_BUDGET_S
-        if maxrt in (-1, 0xFFFFFFFF):
-            return None
-        return float(maxrt)
 
     async def _wait_connect(self, rec: SocketRecord) -> int:
         fut = rec.waiter = self.loop.create_future()

@@ -52,7 +52,7 @@ from .._constants import (
     errno_to_wsa,
     event_name,
 )
-from .._engine import _ASYNC_OUTCOMES
+from .._engine import _ASYNC_OUTCOMES, os_connect
 from .._errors import WSAError
 from .._sockaddr import parse_sockaddr
 from .._structs import Message
@@ -451,20 +451,11 @@ class FaultLayer(LayeredProvider):
                 raise WSAError(rule.error)
             if rule.action == "delay":
                 self._record(rule, s)
-                sock = rec.sock
-                try:
-                    sock.connect(rec.peer.to_os())
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError as exc:
-                    code = exc.errno or 0
-                    if code not in _ASYNC_OUTCOMES:
-                        raise WSAError(errno_to_wsa(code)) from None
-                    rec.state = new
-                    engine.finish_after(rec, rule.delay, errno_to_wsa(code))
-                    return -1
+                code = os_connect(rec.sock, rec.peer)  # may raise: the call refuses
                 rec.state = new
-                engine.finish_after(rec, rule.delay, None)
+                # The real outcome (read again when the delay is over) or the error
+                # the OS gave at once.
+                engine.finish_after(rec, rule.delay, errno_to_wsa(code) if code > 0 else None)
                 return -1
             rec.state = new
             self._record(rule, s)
