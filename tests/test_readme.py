@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 
-
-
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
