@@ -11,7 +11,9 @@ to the default-loop baseline).
     python benchmarks/connect_storm.py --close fin     # any `wspasync bench` option
 
 It is ``wspasync bench -n 20000 -c 1000 --no-plot`` plus a summary; extra arguments are
-passed through.
+passed through. Where a C compiler is on the machine it also builds and runs
+``c_epoll_client.c`` (the same storm from C with one epoll: the kernel's ceiling here)
+before and after the Python rows, and reports the best route's share of it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 
 from wspasync._bench.runner import add_parsers
+
+
+def c_reference(total: int = 20000, in_flight: int = 1000) -> float | None:
+    """connects/s of the C epoll client (median of 3 runs), or None without a compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    source = pathlib.Path(__file__).with_name("c_epoll_client.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = os.path.join(tmp, "c_epoll_client")
+        subprocess.run([cc, "-O2", "-o", binary, str(source)], check=True)
+        rates = []
+        for _ in range(3):
+            out = subprocess.run([binary, str(total), str(in_flight)], check=True,
+                                 capture_output=True, text=True, timeout=180).stdout
+            rates.append(float(out.split("connects_per_s=")[1].split()[0]))
+    return sorted(rates)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     add_parsers(sub)
     defaults = ["bench", "-n", "20000", "-c", "1000", "--no-plot", "--json", path]
     args = p.parse_args(defaults + argv)
+    c_before = c_reference()
     try:
         rc = args.func(args)
         with open(path, encoding="utf-8") as f:
@@ -54,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         if dflt is not None:
             line += f"  {dflt:.2f}x asyncio baseline"
         print(line)
+    c_after = c_reference()
+    if c_before is not None and c_after is not None:
+        c_rate = (c_before + c_after) / 2
+        best = max((r for r in doc["rows"] if r["route"] != "baseline"),
+                   key=lambda r: r["connects_per_s"])
+        print(f"  C epoll client (before/after the rows): {c_before:,.0f} / {c_after:,.0f} "
+              f"connects/s; best route {best['route']}/{best['loop']} = "
+              f"{best['connects_per_s'] / c_rate:.2f}x of it")
     return rc
 
 

@@ -38,8 +38,8 @@ from wspasync._notify import (
     enum_network_events,
     fire,
     inherit_registration,
+    recv_called,
     register,
-    reenable,
     select_ready,
 )
 from wspasync._state import IllegalTransition, State
@@ -148,12 +148,12 @@ def test_message_mode_holds_until_reenabled():
     fire(rec, FD_READ, FD_READ_BIT, 0)
     fire(rec, FD_READ, FD_READ_BIT, 0)  # held: no second message
     assert window.events() == [(FD_READ, 0)]
-    reenable(rec, FD_READ)
+    recv_called(rec, oob=False, succeeded=True, remains=False)  # recv re-enables
     fire(rec, FD_READ, FD_READ_BIT, 0)
     assert window.events() == [(FD_READ, 0), (FD_READ, 0)]
     # Re-enabling one event does not release another.
     fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
-    reenable(rec, FD_READ)
+    recv_called(rec, oob=False, succeeded=True, remains=False)  # recv re-enables
     fire(rec, FD_WRITE, FD_WRITE_BIT, 0)
     assert window.events().count((FD_WRITE, 0)) == 1
 

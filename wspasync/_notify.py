@@ -64,7 +64,6 @@ __all__ = [
     "Notifications",
     "fire",
     "register",
-    "reenable",
     "enum_network_events",
     "connect_finished",
     "select_ready",
@@ -181,11 +180,6 @@ def register(
         rec.window, rec.event = None, target
         if rec.recorded & mask:
             target.set()
-
-
-def reenable(rec: Notifications, value: int) -> None:
-    """A re-enabling call (recv, accept, a send that would block, ...) for *value*."""
-    rec.held &= ~value
 
 
 def enum_network_events(rec: Notifications, out: WSANetworkEvents, event: Any) -> None:
