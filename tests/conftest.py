@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import socket
+import threading
 
 import pytest
 import uvloop
@@ -25,6 +26,20 @@ def pytest_asyncio_loop_factories(config, item):
     return LOOP_FACTORIES
 
 
+ASYNC_TEST_TIMEOUT = 30  # s; the slowest loopback test takes ~4 s on 2 cores
+
+
+def pytest_collection_modifyitems(config, items):
+    """Bound every async (loopback) test tighter than the global 120 s.
+
+    A module or test that sets its own ``pytest.mark.timeout`` keeps it; this gives
+    the rest a bound, so a lost notification fails in 30 s instead of two minutes.
+    """
+    for item in items:
+        if item.get_closest_marker("asyncio") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(ASYNC_TEST_TIMEOUT))
+
+
 def _open_fds() -> set[tuple[str, str]]:
     """(fd, what it refers to): a number closed and reused for something new counts."""
     out = set()
@@ -36,11 +51,53 @@ def _open_fds() -> set[tuple[str, str]]:
     return out
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    """Fail a test that leaves an OS descriptor open (checked after teardown)."""
-    before = _open_fds()
+def _children() -> set[str]:
+    """PIDs of this process's live (or unreaped) children, from every thread's list."""
+    out: set[str] = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                out.update(f.read().split())
+        except OSError:  # the thread exited while we listed
+            pass
+    return out
+
+
+def _check_threads_and_children(nodeid: str, threads_before: set, children_before: set[str]) -> None:
+    """Fail if a test left a Python thread or a child process behind.
+
+    A thread that is already on its way out (its target returned, the interpreter not
+    yet done with it) gets a bounded join: that waits for the exit itself, not for time.
+    """
+    survivors = [t for t in threading.enumerate() if t not in threads_before]
+    for t in survivors:
+        t.join(timeout=2)
+    survivors = [t.name for t in survivors if t.is_alive()]
+    children = _children() - children_before
+    assert not survivors, f"{nodeid} left threads running: {survivors}"
+    assert not children, f"{nodeid} left child processes: {sorted(children)}"
+
+
+_BEFORE = pytest.StashKey[tuple]()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    """Note what is open before any fixture of the test runs."""
+    item.stash[_BEFORE] = (_open_fds(), set(threading.enumerate()), _children())
     yield
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Fail a test that leaves an OS descriptor, a thread or a child process behind.
+
+    Runs after every fixture's teardown; a leak is reported as an error in the test's
+    teardown (raising from ``pytest_runtest_protocol`` instead would abort the session).
+    """
+    yield
+    before, threads_before, children_before = item.stash[_BEFORE]
+    _check_threads_and_children(item.nodeid, threads_before, children_before)
     leaked = _open_fds() - before
     if leaked:
         # Only a suspected leak pays for a full collection (~20-40 ms each, twice per
@@ -49,7 +106,6 @@ def pytest_runtest_protocol(item, nextitem):
         leaked = _open_fds() - before
     if leaked:
         targets = sorted(target for _, target in leaked)
-        item.add_report_section("teardown", "leaks", f"leaked descriptors: {targets}")
         raise AssertionError(f"{item.nodeid} leaked descriptors: {targets}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import struct
 
 import pytest
 
@@ -15,10 +14,7 @@ from wspasync import (
     CF_ACCEPT,
     CF_DEFER,
     CF_REJECT,
-    FIONBIO,
     INVALID_SOCKET,
-    IPPROTO_TCP,
-    SOCK_STREAM,
     SOCKET_ERROR,
     WSAECONNREFUSED,
     WSAEFAULT,
@@ -30,33 +26,12 @@ from wspasync import (
     Errno,
     parse_sockaddr,
     sockaddr_in,
-    sockaddr_in6,
 )
 from wspasync.testing import settle
+from wsp_support import close, make_listener, nonblocking, pending_accepts, tcp, wait_until
 
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def tcp(wsp, af=AF_INET):
-    err = Errno()
-    s = wsp.WSPSocket(af, SOCK_STREAM, IPPROTO_TCP, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err.value
-    return s
-
-
-def nonblock(wsp, s):
-    assert wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno()) == 0
-
-
-def make_listener(wsp, af=AF_INET):
-    lst = tcp(wsp, af)
-    name = sockaddr_in("127.0.0.1", 0) if af == AF_INET else sockaddr_in6("::1", 0)
-    assert wsp.WSPBind(lst, name, len(name), Errno()) == 0
-    assert wsp.WSPListen(lst, 8, Errno()) == 0
-    buf, box = bytearray(28), Errno(value=28)
-    assert wsp.WSPGetSockName(lst, buf, box, Errno()) == 0
-    return lst, parse_sockaddr(bytes(buf[: box.value]))[2]
 
 
 async def accept(wsp, lst, addr=None, addrlen=None, condition=None, data=0):
@@ -64,17 +39,6 @@ async def accept(wsp, lst, addr=None, addrlen=None, condition=None, data=0):
     async with asyncio.timeout(5):
         h = await wsp.WSPAccept(lst, addr, addrlen, condition, data, err)
     return h, err.value
-
-
-async def wait_pending(wsp, lst, n=1):
-    """Until the provider's listener holds *n* connections (arrival is asynchronous)."""
-    async with asyncio.timeout(5):
-        while len(wsp._sockets[lst].accepts or ()) < n:
-            await asyncio.sleep(0.001)
-
-
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0
 
 
 async def test_blocking_accept_waits_for_a_connection(wsp):
@@ -99,7 +63,7 @@ async def test_blocking_accept_waits_for_a_connection(wsp):
 
 async def test_nonblocking_accept_without_connection(wsp):
     lst, _ = make_listener(wsp)
-    nonblock(wsp, lst)
+    nonblocking(wsp, lst)
     assert await accept(wsp, lst) == (INVALID_SOCKET, WSAEWOULDBLOCK)
     close(wsp, lst)
 
@@ -115,7 +79,7 @@ async def test_addr_and_addrlen(wsp):
     lst, port = make_listener(wsp)
     clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
     try:
-        await wait_pending(wsp, lst, 2)
+        await wait_until(lambda: pending_accepts(wsp, lst) >= 2)
         # too little room: WSAEFAULT and the connection stays pending
         buf, box = bytearray(15), Errno(value=15)
         assert await accept(wsp, lst, buf, box) == (INVALID_SOCKET, WSAEFAULT)
@@ -193,7 +157,7 @@ async def test_condition_reject_resets_the_connection(wsp):
             c.recv(1)
         assert info.value.errno == errno.ECONNRESET
         # nothing more pending: the rejected connection is gone
-        nonblock(wsp, lst)
+        nonblocking(wsp, lst)
         assert await accept(wsp, lst) == (INVALID_SOCKET, WSAEWOULDBLOCK)
     finally:
         c.close()

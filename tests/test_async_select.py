@@ -5,38 +5,31 @@ Order is read from the Window's queue; "nothing more" is asserted after settle()
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import struct
 
 import pytest
 
 from wspasync import (
-    AF_INET,
     FD_ACCEPT,
     FD_ALL_EVENTS,
     FD_CLOSE,
     FD_CONNECT,
     FD_READ,
     FD_WRITE,
-    FIONBIO,
     INVALID_SOCKET,
-    IPPROTO_TCP,
-    SOCK_STREAM,
     SOCKET_ERROR,
     WSAECONNREFUSED,
     WSAEINVAL,
     WSAENOTSOCK,
     WSAEWOULDBLOCK,
-    WSAGETSELECTERROR,
-    WSAGETSELECTEVENT,
     Errno,
     WSAEvent,
     WSANetworkEvents,
     Window,
     sockaddr_in,
 )
-from wspasync.testing import settle
+from wsp_support import close, drain, fionbio, make_listener, next_event, pending_accepts, start, tcp, wait_readable, wait_until
+from wsp_support import select_events as events
 
 
 pytestmark = pytest.mark.timeout(30)
@@ -45,59 +38,9 @@ WM = 0x400 + 1
 CONNECT_MASK = FD_CONNECT | FD_WRITE | FD_READ | FD_CLOSE
 
 
-def tcp(wsp):
-    err = Errno()
-    s = wsp.WSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err.value
-    return s
-
-
-def fionbio(wsp, s, on):
-    err = Errno()
-    rc = wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", on), 4, None, 0, Errno(), None, None, None, err)
-    return rc if rc == 0 else err.value
-
-
 def async_select(wsp, s, window, mask=CONNECT_MASK):
     err = Errno()
     assert wsp.WSPAsyncSelect(s, window, WM, mask, err) == 0, err.value
-
-
-def start(wsp, s, port):
-    """WSPConnect that must return at once (the socket is nonblocking)."""
-    err = Errno()
-    coro = wsp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
-    with pytest.raises(StopIteration) as stop:
-        coro.send(None)
-    return stop.value.value, err.value
-
-
-def events(messages):
-    return [(WSAGETSELECTEVENT(m.lParam), WSAGETSELECTERROR(m.lParam)) for m in messages]
-
-
-async def next_event(window, seconds=5):
-    async with asyncio.timeout(seconds):
-        m = await window.get_message()
-    return m, (WSAGETSELECTEVENT(m.lParam), WSAGETSELECTERROR(m.lParam))
-
-
-async def drain(window):
-    await settle()
-    return events(window.messages())
-
-
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0
-
-
-def make_listener(wsp):
-    lst = tcp(wsp)
-    assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, Errno()) == 0
-    assert wsp.WSPListen(lst, 8, Errno()) == 0
-    buf, box = bytearray(16), Errno(value=16)
-    assert wsp.WSPGetSockName(lst, buf, box, Errno()) == 0
-    return lst, struct.unpack(">H", buf[2:4])[0]
 
 
 # -- connect ---------------------------------------------------------------------------------
@@ -203,9 +146,7 @@ async def test_event_select_cancels_async_select_queued_stay(wsp, refused_port):
     assert (await next_event(window))[1] == (FD_CONNECT, WSAECONNREFUSED)
     # a second failure is queued, then the registration changes: the message stays.
     start(wsp, s, refused_port)
-    async with asyncio.timeout(5):
-        while len(window) == 0:
-            await asyncio.sleep(0)
+    await wait_until(lambda: len(window) > 0)  # not get_message: it must stay queued
     assert wsp.WSPEventSelect(s, event, FD_CONNECT | FD_WRITE, Errno()) == 0
     assert events(window.messages()) == [(FD_CONNECT, WSAECONNREFUSED)]
     close(wsp, s)
@@ -245,9 +186,7 @@ async def test_fd_accept_once_per_pending_connection(wsp):
         m, ev = await next_event(window)
         assert ev == (FD_ACCEPT, 0) and m.wParam == lst
         # Held until accept re-enables it: three arrivals, one message.
-        async with asyncio.timeout(5):
-            while len(wsp._sockets[lst].accepts or ()) < 3:  # the engine's eager accepts
-                await asyncio.sleep(0.001)
+        await wait_until(lambda: pending_accepts(wsp, lst) == 3)  # the engine's eager accepts
         assert await drain(window) == []
         accepted = []
         for i in range(3):
@@ -298,9 +237,7 @@ async def test_registration_on_listener_posts_pending_accept(wsp):
     lst, port = make_listener(wsp)
     c = socket.create_connection(("127.0.0.1", port))
     try:
-        async with asyncio.timeout(5):
-            while not wsp._sockets[lst].accepts:
-                await asyncio.sleep(0.001)
+        await wait_readable(wsp, lst)  # the connection is pending
         window = Window()
         async_select(wsp, lst, window, FD_ACCEPT)
         assert await drain(window) == [(FD_ACCEPT, 0)]

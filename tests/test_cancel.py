@@ -20,7 +20,6 @@ import pytest
 
 from wspasync import (
     AF_INET,
-    FIONBIO,
     INVALID_SOCKET,
     IPPROTO_TCP,
     SO_RCVBUF,
@@ -43,29 +42,15 @@ from wspasync import (
     WSABuf,
     sockaddr_in,
 )
+from wsp_support import close, make_listener, nonblocking, tcp
 from wspasync.testing import settle
 
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def _socket(wsp: Provider) -> int:
-    err = Errno()
-    s = wsp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err
-    return s
-
-
 def _connect(wsp: Provider, s: int, port: int, err: Errno):
     return wsp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
-
-
-def _listener(wsp: Provider, backlog: int = 5) -> tuple[int, int]:
-    err = Errno()
-    s = _socket(wsp)
-    assert wsp.WSPBind(s, sockaddr_in("127.0.0.1", 0), 16, err) == 0, err
-    assert wsp.WSPListen(s, backlog, err) == 0, err
-    return s, wsp.os_socket(s).getsockname()[1]
 
 
 async def _cancel_when_blocking(wsp: Provider, expected: int = 1) -> None:
@@ -81,8 +66,8 @@ async def _cancel_when_blocking(wsp: Provider, expected: int = 1) -> None:
 
 async def _connected_pair(wsp: Provider, small: bool = False) -> tuple[int, int, int]:
     """(listener, client, accepted): a blocking client connected to our own listener."""
-    lst, port = _listener(wsp)
-    c = _socket(wsp)
+    lst, port = make_listener(wsp, backlog=5)
+    c = tcp(wsp)
     err = Errno()
     if small:
         for opt in (SO_SNDBUF, SO_RCVBUF):
@@ -95,17 +80,6 @@ async def _connected_pair(wsp: Provider, small: bool = False) -> tuple[int, int,
     return lst, c, a
 
 
-def _nonblocking(wsp: Provider, s: int) -> None:
-    err = Errno()
-    rc = wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, err)
-    assert rc == 0, err
-
-
-def _close(wsp: Provider, *handles: int) -> None:
-    for h in handles:
-        assert wsp.WSPCloseSocket(h, Errno()) == 0
-
-
 # -- WSPCancelBlockingCall --------------------------------------------------------------
 
 
@@ -116,7 +90,7 @@ async def test_cancel_with_nothing_in_progress_is_einval(wsp):
 
 
 async def test_cancelled_connect_returns_eintr_and_leaves_socket_only_closable(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     err = Errno()
     call = asyncio.ensure_future(_connect(wsp, s, pending_listener.getsockname()[1], err))
     await _cancel_when_blocking(wsp)
@@ -127,39 +101,41 @@ async def test_cancelled_connect_returns_eintr_and_leaves_socket_only_closable(w
     assert await _connect(wsp, s, pending_listener.getsockname()[1], again) == SOCKET_ERROR
     assert again.value == WSAEINVAL
     # Nothing is left in progress.
-    assert wsp.WSPCancelBlockingCall(Errno()) == SOCKET_ERROR
-    _close(wsp, s)
+    nothing = Errno()
+    assert wsp.WSPCancelBlockingCall(nothing) == SOCKET_ERROR
+    assert nothing.value == WSAEINVAL  # nothing left in progress
+    close(wsp, s)
 
 
 async def test_cancelled_accept_leaves_listener_usable(wsp):
-    lst, port = _listener(wsp)
+    lst, port = make_listener(wsp, backlog=5)
     err = Errno()
     call = asyncio.ensure_future(wsp.WSPAccept(lst, None, None, None, 0, err))
     await _cancel_when_blocking(wsp)
     assert await call == INVALID_SOCKET
     assert err.value == WSAEINTR
     # "any operation that was legal before the cancel is legal after" (page).
-    c = _socket(wsp)
+    c = tcp(wsp)
     assert await _connect(wsp, c, port, err) == 0, err
     a = await wsp.WSPAccept(lst, None, None, None, 0, err)
     assert a != INVALID_SOCKET, err
-    _close(wsp, a, c, lst)
+    close(wsp, a, c, lst)
 
 
 async def test_cancelled_select_returns_eintr(wsp, pending_listener):
-    lst, _ = _listener(wsp)
+    lst, _ = make_listener(wsp, backlog=5)
     err = Errno()
     readfds = FdSet([lst])
     call = asyncio.ensure_future(wsp.WSPSelect(0, readfds, None, None, None, err))
     await _cancel_when_blocking(wsp)
     assert await call == SOCKET_ERROR
     assert err.value == WSAEINTR
-    _close(wsp, lst)
+    close(wsp, lst)
 
 
 async def test_one_cancel_ends_every_blocking_call(wsp, pending_listener):
-    lst, _ = _listener(wsp)
-    s = _socket(wsp)
+    lst, _ = make_listener(wsp, backlog=5)
+    s = tcp(wsp)
     errs = [Errno() for _ in range(3)]
     calls = [
         asyncio.ensure_future(_connect(wsp, s, pending_listener.getsockname()[1], errs[0])),
@@ -171,7 +147,7 @@ async def test_one_cancel_ends_every_blocking_call(wsp, pending_listener):
     results = await asyncio.gather(*calls)
     assert results == [SOCKET_ERROR, INVALID_SOCKET, SOCKET_ERROR]
     assert [e.value for e in errs] == [WSAEINTR] * 3
-    _close(wsp, s, lst)
+    close(wsp, s, lst)
 
 
 async def test_cancelled_recv_returns_eintr(wsp):
@@ -184,7 +160,7 @@ async def test_cancelled_recv_returns_eintr(wsp):
     await _cancel_when_blocking(wsp)
     assert await call == SOCKET_ERROR
     assert err.value == WSAEINTR
-    _close(wsp, a, c, lst)
+    close(wsp, a, c, lst)
 
 
 async def test_cancelled_send_returns_eintr(wsp):
@@ -197,15 +173,15 @@ async def test_cancelled_send_returns_eintr(wsp):
     await _cancel_when_blocking(wsp)
     assert await call == SOCKET_ERROR
     assert err.value == WSAEINTR
-    _close(wsp, a, c, lst)
+    close(wsp, a, c, lst)
 
 
 async def test_close_interrupts_blocking_connect(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     err = Errno()
     call = asyncio.ensure_future(_connect(wsp, s, pending_listener.getsockname()[1], err))
     await settle()
-    _close(wsp, s)
+    close(wsp, s)
     assert await call == SOCKET_ERROR
     assert err.value == WSAEINTR
     gone = Errno()
@@ -214,9 +190,9 @@ async def test_close_interrupts_blocking_connect(wsp, pending_listener):
 
 async def test_cleanup_interrupts_select_on_write_set(loop_errors, pending_listener):
     wsp = Provider()
-    s = _socket(wsp)
+    s = tcp(wsp)
     err = Errno()
-    _nonblocking(wsp, s)
+    nonblocking(wsp, s)
     one = Errno()
     assert await _connect(wsp, s, pending_listener.getsockname()[1], one) == SOCKET_ERROR
     assert one.value == WSAEWOULDBLOCK
@@ -234,7 +210,7 @@ async def test_cleanup_interrupts_select_on_write_set(loop_errors, pending_liste
 
 
 async def test_asyncio_cancel_of_blocking_connect_raises_and_cleans_up(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     port = pending_listener.getsockname()[1]
     task = asyncio.ensure_future(_connect(wsp, s, port, Errno()))
     await settle()
@@ -242,25 +218,27 @@ async def test_asyncio_cancel_of_blocking_connect_raises_and_cleans_up(wsp, pend
     with pytest.raises(asyncio.CancelledError):
         await task
     # Same clean-up as WSPCancelBlockingCall: nothing in progress, socket only closable.
-    assert wsp.WSPCancelBlockingCall(Errno()) == SOCKET_ERROR
+    nothing = Errno()
+    assert wsp.WSPCancelBlockingCall(nothing) == SOCKET_ERROR
+    assert nothing.value == WSAEINVAL  # nothing left in progress
     again = Errno()
     assert await _connect(wsp, s, port, again) == SOCKET_ERROR
     assert again.value == WSAEINVAL
-    _close(wsp, s)
+    close(wsp, s)
 
 
 async def test_asyncio_timeout_around_blocking_accept(wsp):
-    lst, port = _listener(wsp)
+    lst, port = make_listener(wsp, backlog=5)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await wsp.WSPAccept(lst, None, None, None, 0, Errno())
     assert wsp.WSPCancelBlockingCall(Errno()) == SOCKET_ERROR  # nothing left behind
     err = Errno()
-    c = _socket(wsp)
+    c = tcp(wsp)
     assert await _connect(wsp, c, port, err) == 0
     a = await wsp.WSPAccept(lst, None, None, None, 0, err)
     assert a != INVALID_SOCKET, err
-    _close(wsp, a, c, lst)
+    close(wsp, a, c, lst)
 
 
 async def test_asyncio_cancel_of_blocking_recv(wsp):
@@ -273,15 +251,17 @@ async def test_asyncio_cancel_of_blocking_recv(wsp):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert wsp.WSPCancelBlockingCall(Errno()) == SOCKET_ERROR
-    _close(wsp, a, c, lst)
+    nothing = Errno()
+    assert wsp.WSPCancelBlockingCall(nothing) == SOCKET_ERROR
+    assert nothing.value == WSAEINVAL  # nothing left in progress
+    close(wsp, a, c, lst)
 
 
 # -- WSAEINPROGRESS ------------------------------------------------------------------
 
 
 async def test_second_blocking_connect_on_socket_is_inprogress(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     port = pending_listener.getsockname()[1]
     first = Errno()
     call = asyncio.ensure_future(_connect(wsp, s, port, first))
@@ -291,11 +271,11 @@ async def test_second_blocking_connect_on_socket_is_inprogress(wsp, pending_list
     assert second.value == WSAEINPROGRESS
     assert wsp.WSPCancelBlockingCall(Errno()) == 0
     assert await call == SOCKET_ERROR and first.value == WSAEINTR
-    _close(wsp, s)
+    close(wsp, s)
 
 
 async def test_second_blocking_accept_on_listener_is_inprogress(wsp):
-    lst, _ = _listener(wsp)
+    lst, _ = make_listener(wsp, backlog=5)
     call = asyncio.ensure_future(wsp.WSPAccept(lst, None, None, None, 0, Errno()))
     await settle()
     err = Errno()
@@ -303,7 +283,7 @@ async def test_second_blocking_accept_on_listener_is_inprogress(wsp):
     assert err.value == WSAEINPROGRESS
     assert wsp.WSPCancelBlockingCall(Errno()) == 0
     assert await call == INVALID_SOCKET
-    _close(wsp, lst)
+    close(wsp, lst)
 
 
 async def test_open_stream_refused_while_blocking_call_in_progress(wsp):
@@ -319,7 +299,7 @@ async def test_open_stream_refused_while_blocking_call_in_progress(wsp):
     assert info.value.code == WSAEINPROGRESS
     assert wsp.WSPCancelBlockingCall(Errno()) == 0
     await task
-    _close(wsp, a, c, lst)
+    close(wsp, a, c, lst)
 
 
 # -- Winsock 1.1 ---------------------------------------------------------------------
@@ -331,9 +311,9 @@ async def test_open_stream_refused_while_blocking_call_in_progress(wsp):
 )
 async def test_connect_while_connecting_by_version(loop_errors, pending_listener, version, code):
     async with Provider(version=version) as wsp:
-        s = _socket(wsp)
+        s = tcp(wsp)
         err = Errno()
-        _nonblocking(wsp, s)
+        nonblocking(wsp, s)
         port = pending_listener.getsockname()[1]
         assert await _connect(wsp, s, port, err) == SOCKET_ERROR and err.value == WSAEWOULDBLOCK
         assert await _connect(wsp, s, port, err) == SOCKET_ERROR

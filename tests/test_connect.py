@@ -32,7 +32,6 @@ from wspasync import (
     SD_BOTH,
     SERVICETYPE_GUARANTEED,
     SO_ERROR,
-    SOCK_STREAM,
     SOCKET_ERROR,
     SOL_SOCKET,
     TCP_MAXRT,
@@ -62,19 +61,13 @@ from wspasync import (
     sockaddr_in6,
 )
 from wspasync.testing import settle
+from wsp_support import close, connect_now, tcp
 
 
 pytestmark = pytest.mark.timeout(30)
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def tcp(wsp, af=AF_INET):
-    err = Errno()
-    s = wsp.WSPSocket(af, SOCK_STREAM, IPPROTO_TCP, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err.value
-    return s
 
 
 def nonblock(wsp, s, on=1):
@@ -96,18 +89,6 @@ async def connect(wsp, s, name, namelen=None, caller=None, callee=None, sqos=Non
     return rc, err.value
 
 
-def connect_now(wsp, s, name):
-    """Run a WSPConnect that must not suspend; (rc, lpErrno)."""
-    err = Errno(value=-12345)
-    coro = wsp.WSPConnect(s, name, len(name), None, None, None, None, err)
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value, err.value
-    coro.close()
-    raise AssertionError("WSPConnect suspended on a nonblocking socket")
-
-
 def sockname(wsp, s, room=16):
     buf = bytearray(room)
     box = Errno(value=room)
@@ -125,10 +106,6 @@ def so_error(wsp, s):
     assert wsp.WSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, buf, box, err) == 0, err.value
     assert box.value == 4
     return struct.unpack("<i", buf)[0]
-
-
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0
 
 
 async def wait_except_or_write(wsp, s, seconds=5):

@@ -26,7 +26,6 @@ from wspasync import (
     AF_INET,
     FD_CONNECT,
     FD_WRITE,
-    FIONBIO,
     INVALID_SOCKET,
     IPPROTO_TCP,
     IPPROTO_UDP,
@@ -49,6 +48,7 @@ from wspasync import (
     sockaddr_in,
     sockaddr_in6,
 )
+from wsp_support import nonblocking
 from wspasync import ErrorCode as E
 from wspasync.testing import (
     expect_messages,
@@ -66,10 +66,6 @@ def tcp(wsp, err=None):
     s = wsp.WSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, None, 0, 0, err or Errno())
     assert s != INVALID_SOCKET
     return s
-
-
-def nonblocking(wsp, s):
-    assert wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno()) == 0
 
 
 async def connect(wsp, s, name, namelen=None, **kw):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 
 import pytest
 
 from wspasync import (
-    AF_INET,
     FD_ACCEPT,
     FD_ACCEPT_BIT,
     FD_ALL_EVENTS,
@@ -19,10 +17,7 @@ from wspasync import (
     FD_READ,
     FD_WRITE,
     FD_WRITE_BIT,
-    FIONBIO,
     INVALID_SOCKET,
-    IPPROTO_TCP,
-    SOCK_STREAM,
     SOCKET_ERROR,
     WSA_WAIT_EVENT_0,
     WSA_WAIT_TIMEOUT,
@@ -40,6 +35,7 @@ from wspasync import (
     wait_for_multiple_events,
 )
 from wspasync.testing import settle
+from wsp_support import close, fionbio, make_listener, start, tcp
 
 
 pytestmark = pytest.mark.timeout(30)
@@ -47,30 +43,9 @@ pytestmark = pytest.mark.timeout(30)
 CONNECT_MASK = FD_CONNECT | FD_WRITE | FD_READ | FD_CLOSE
 
 
-def tcp(wsp):
-    err = Errno()
-    s = wsp.WSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err.value
-    return s
-
-
-def fionbio(wsp, s, on):
-    err = Errno()
-    rc = wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", on), 4, None, 0, Errno(), None, None, None, err)
-    return rc if rc == 0 else err.value
-
-
 def event_select(wsp, s, event, mask=CONNECT_MASK):
     err = Errno()
     assert wsp.WSPEventSelect(s, event, mask, err) == 0, err.value
-
-
-def start(wsp, s, port):
-    err = Errno()
-    coro = wsp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
-    with pytest.raises(StopIteration) as stop:
-        coro.send(None)
-    return stop.value.value, err.value
 
 
 def enum(wsp, s, event):
@@ -82,19 +57,6 @@ def enum(wsp, s, event):
 
 async def signalled(event, ms=5000):
     return await wait_for_multiple_events([event], False, ms) == WSA_WAIT_EVENT_0
-
-
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0
-
-
-def make_listener(wsp):
-    lst = tcp(wsp)
-    assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, Errno()) == 0
-    assert wsp.WSPListen(lst, 8, Errno()) == 0
-    buf, box = bytearray(16), Errno(value=16)
-    assert wsp.WSPGetSockName(lst, buf, box, Errno()) == 0
-    return lst, struct.unpack(">H", buf[2:4])[0]
 
 
 # -- connect -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from wspasync import (
     SOCKET_ERROR,
     WSAECONNABORTED,
     WSAEFAULT,
+    WSAEINVAL,
     WSAEWOULDBLOCK,
     WSAGETSELECTERROR,
     WSAGETSELECTEVENT,
@@ -45,6 +46,7 @@ from wspasync import (
     Window,
     sockaddr_in,
 )
+import wsp_support
 from wspasync.testing import settle
 
 
@@ -104,15 +106,7 @@ def ctx(request, wsp):
 
 async def accepted_pair(wsp, nonblocking_peer: bool = True):
     """(handle, peer): a provider socket accepted from a plain loopback client."""
-    e = Errno()
-    lst = wsp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, e)
-    assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, e) == 0
-    assert wsp.WSPListen(lst, 5, e) == 0
-    port = wsp.os_socket(lst).getsockname()[1]
-    peer = socket.socket()
-    peer.connect(("127.0.0.1", port))
-    s = await wsp.WSPAccept(lst, None, None, None, 0, e)
-    assert wsp.WSPCloseSocket(lst, e) == 0
+    s, peer = await wsp_support.accepted_pair(wsp)
     peer.setblocking(not nonblocking_peer)
     return s, peer
 
@@ -538,6 +532,7 @@ async def test_fionbio_refused_while_registered(wsp, ctx):
         off = struct.pack("<I", 0)
         e = Errno()
         assert wsp.WSPIoctl(s, FIONBIO, off, 4, None, 0, Errno(), None, None, None, e) == SOCKET_ERROR
+        assert e.value == WSAEINVAL  # WSAAsyncSelect/WSAEventSelect pages
         ctx.select(s, 0)
         assert wsp.WSPIoctl(s, FIONBIO, off, 4, None, 0, Errno(), None, None, None, e) == 0
     finally:

@@ -13,7 +13,6 @@ import operator
 import re
 from pathlib import Path
 
-import pytest
 
 import wspasync
 from wspasync import ErrorCode
@@ -25,8 +24,9 @@ METHODS = {
     "FD_SET", "FD_CLR", "FD_ISSET", "FD_ZERO",  # FdSet methods
     "close", "get_message", "peek_message", "set", "reset", "is_set", "len",
 }
-# Names of API.md that a later issue delivers (reported, not failed, until then).
-PENDING = {"SyncProvider": "issue 4 (the blocking twin)"}
+# Names of API.md that a later issue delivers (excluded from the checks until then).
+# Empty: every API.md name is delivered (SyncProvider came with issue 4).
+PENDING: dict[str, str] = {}
 
 # winsock2.h / winerror.h: every WSAE* code (10004 .. 10112) and the WSA* ones around it.
 WINSOCK_ERRORS = {
@@ -164,13 +164,6 @@ def test_api_names_are_exported():
     assert not missing, f"API.md names not in wspasync.__all__: {missing}"
     absent = sorted(n for n in EXPECTED if n not in PENDING and not hasattr(wspasync, n))
     assert not absent
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_api_names(name):
-    if not hasattr(wspasync, name):
-        pytest.xfail(f"{name}: delivered by {PENDING[name]}")
-    assert name in wspasync.__all__
 
 
 def test_every_exported_name_exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 
@@ -40,6 +39,7 @@ from wspasync import (
     parse_sockaddr,
     sockaddr_in,
 )
+from wsp_support import close, wait_readable
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,10 +71,6 @@ def set_(wsp, s, level, opt, value, fmt="<i"):
     if wsp.WSPSetSockOpt(s, level, opt, data, len(data), err) == SOCKET_ERROR:
         return err.value
     return 0
-
-
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0
 
 
 async def connect(wsp, s, port):
@@ -260,9 +256,8 @@ async def test_fionread(wsp, listener):
     try:
         assert fionread(wsp, s) == 0
         conn.sendall(b"x" * 100)
-        async with asyncio.timeout(5):
-            while fionread(wsp, s) < 100:
-                await asyncio.sleep(0.001)
+        # One 100-byte loopback segment: readable means all of it is queued.
+        await wait_readable(wsp, s)
         assert fionread(wsp, s) == 100
         assert fionread(wsp, s, room=2) == WSAEFAULT
     finally:

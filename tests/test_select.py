@@ -9,15 +9,10 @@ import struct
 import pytest
 
 from wspasync import (
-    AF_INET,
     FD_CONNECT,
     FD_WRITE,
-    FIONBIO,
-    INVALID_SOCKET,
-    IPPROTO_TCP,
     IPPROTO_UDP,
     SOCK_DGRAM,
-    SOCK_STREAM,
     SOCKET_ERROR,
     WSAEINVAL,
     WSAENOTSOCK,
@@ -31,6 +26,7 @@ from wspasync import (
     sockaddr_in,
 )
 from wspasync.testing import settle
+from wsp_support import close, connect_now, nonblocking, tcp
 
 
 pytestmark = pytest.mark.timeout(30)
@@ -38,24 +34,9 @@ pytestmark = pytest.mark.timeout(30)
 ZERO = TimeVal(0, 0)
 
 
-def tcp(wsp, type_=SOCK_STREAM, proto=IPPROTO_TCP):
-    err = Errno()
-    s = wsp.WSPSocket(AF_INET, type_, proto, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err.value
-    return s
-
-
-def nonblock(wsp, s):
-    assert wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno()) == 0
-
-
 def start(wsp, s, port):
     """A nonblocking connect that must return WOULDBLOCK without suspending."""
-    err = Errno()
-    coro = wsp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
-    with pytest.raises(StopIteration) as stop:
-        coro.send(None)
-    assert (stop.value.value, err.value) == (SOCKET_ERROR, WSAEWOULDBLOCK)
+    assert connect_now(wsp, s, sockaddr_in("127.0.0.1", port)) == (SOCKET_ERROR, WSAEWOULDBLOCK)
 
 
 async def poll(wsp, s, timeout=ZERO):
@@ -72,7 +53,7 @@ async def poll(wsp, s, timeout=ZERO):
 
 async def test_success_is_writefds_only(wsp, listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, listener.getsockname()[1])
     assert await poll(wsp, s, None) == "w"
     close(wsp, s)
@@ -80,7 +61,7 @@ async def test_success_is_writefds_only(wsp, listener):
 
 async def test_failure_is_exceptfds_only(wsp, refused_port):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, refused_port)
     # Linux would also call the socket readable and writable (POLLERR|POLLHUP).
     assert await poll(wsp, s, None) == "x"
@@ -90,7 +71,7 @@ async def test_failure_is_exceptfds_only(wsp, refused_port):
 
 async def test_pending_connect_is_in_no_set(wsp, pending_listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, pending_listener.getsockname()[1])
     assert await poll(wsp, s) == ""
     assert await poll(wsp, s, TimeVal(0, 20_000)) == ""  # a timed wait times out: 0
@@ -106,14 +87,14 @@ async def test_never_connected_is_in_no_set(wsp):
 
 
 async def test_unbound_udp_is_writable(wsp):
-    u = tcp(wsp, SOCK_DGRAM, IPPROTO_UDP)
+    u = tcp(wsp, type_=SOCK_DGRAM, proto=IPPROTO_UDP)
     assert await poll(wsp, u) == "w"
     close(wsp, u)
 
 
 async def test_retry_clears_exceptfds(wsp, refused_port, pending_listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, refused_port)
     assert await poll(wsp, s, None) == "x"
     start(wsp, s, pending_listener.getsockname()[1])  # a retry that stays pending
@@ -123,7 +104,7 @@ async def test_retry_clears_exceptfds(wsp, refused_port, pending_listener):
 
 async def test_retry_after_failure_then_success_is_writefds(wsp, refused_port):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, refused_port)
     assert await poll(wsp, s, None) == "x"
     lst = socket.socket()
@@ -140,8 +121,8 @@ async def test_retry_after_failure_then_success_is_writefds(wsp, refused_port):
 async def test_select_wakes_on_completion(wsp, listener, refused_port):
     """A select already waiting sees the outcomes of two connects started after it."""
     a, b = tcp(wsp), tcp(wsp)
-    nonblock(wsp, a)
-    nonblock(wsp, b)
+    nonblocking(wsp, a)
+    nonblocking(wsp, b)
     start(wsp, a, refused_port)
     start(wsp, b, listener.getsockname()[1])
     w, x = FdSet([a, b]), FdSet([a, b])
@@ -178,7 +159,7 @@ async def test_listener_readable_with_pending_connection(wsp):
 
 async def test_counts_twice_and_compacts_duplicates(wsp, listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, listener.getsockname()[1])
     await poll(wsp, s, None)
     w = FdSet([s])
@@ -226,7 +207,7 @@ async def test_not_a_socket_leaves_sets_alone(wsp, listener):
 
 async def test_timeval_is_never_written(wsp, pending_listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, pending_listener.getsockname()[1])
     timeout = TimeVal(0, 10_000)
     assert await wsp.WSPSelect(0, None, FdSet([s]), FdSet([s]), timeout, Errno()) == 0
@@ -236,7 +217,7 @@ async def test_timeval_is_never_written(wsp, pending_listener):
 
 async def test_socket_closed_while_waiting_is_readable(wsp, pending_listener):
     s = tcp(wsp)
-    nonblock(wsp, s)
+    nonblocking(wsp, s)
     start(wsp, s, pending_listener.getsockname()[1])
     r = FdSet([s])
     task = asyncio.ensure_future(wsp.WSPSelect(0, r, None, None, None, Errno()))
@@ -269,5 +250,3 @@ async def test_select_leaves_registration_records_alone(wsp, refused_port):
     close(wsp, b)
 
 
-def close(wsp, s):
-    assert wsp.WSPCloseSocket(s, Errno()) == 0

@@ -19,33 +19,14 @@ from wspasync import (
     SOCKET_ERROR,
     SOL_SOCKET,
     WSAENOTSOCK,
+    WSAEWOULDBLOCK,
     Errno,
-    FdSet,
     TimeVal,
     WSABuf,
     sockaddr_in,
 )
 from wspasync.testing import settle
-
-
-async def accepted_pair(wsp):
-    e = Errno()
-    lst = wsp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, e)
-    assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, e) == 0
-    assert wsp.WSPListen(lst, 5, e) == 0
-    peer = socket.create_connection(wsp.os_socket(lst).getsockname())
-    s = await wsp.WSPAccept(lst, None, None, None, 0, e)
-    wsp.WSPCloseSocket(lst, e)
-    return s, peer
-
-
-async def select(wsp, r=(), w=(), x=(), timeout=TimeVal(0, 0)):
-    sets = [FdSet(list(r)), FdSet(list(w)), FdSet(list(x))]
-    e = Errno()
-    rc = await wsp.WSPSelect(0, *sets, timeout, e)
-    if rc == SOCKET_ERROR:
-        return rc, e.value
-    return rc, [list(fds.fd_array) for fds in sets]
+from wsp_support import accepted_pair, close, nonblocking, peer_recv_until, select
 
 
 async def test_connected_levels(wsp):
@@ -121,23 +102,21 @@ async def test_select_waits_for_close(wsp):
 async def test_select_waits_for_room(wsp):
     s, peer = await accepted_pair(wsp)
     with peer:
-        wsp.WSPIoctl(s, 0x8004667E, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno())
+        nonblocking(wsp, s)
         chunk = bytearray(65536)
-        while await wsp.WSPSend(s, [WSABuf(len(chunk), chunk)], 1, Errno(), 0, None, None, None, Errno()) == 0:
-            pass
+        sent, total, err = Errno(), 0, Errno()
+        while await wsp.WSPSend(s, [WSABuf(len(chunk), chunk)], 1, sent, 0, None, None, None, err) == 0:
+            total += sent.value
+        assert err.value == WSAEWOULDBLOCK
         assert await select(wsp, [], [s], []) == (0, [[], [], []])
         task = asyncio.ensure_future(select(wsp, [], [s], [], None))
         await settle()
         assert not task.done()
-        peer.setblocking(False)
         async with asyncio.timeout(10):
-            while not task.done():
-                try:
-                    peer.recv(1 << 20)
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
+            # Drain everything that was queued; each read awaits its data.
+            assert len(await peer_recv_until(peer, total)) == total
             assert await task == (1, [[], [s], []])
-        wsp.WSPCloseSocket(s, Errno())
+        close(wsp, s)
 
 
 async def test_closed_while_waiting_is_readable(wsp):

@@ -7,7 +7,6 @@ answers every WSP method with SOCKET_ERROR/INVALID_SOCKET + WSANOTINITIALISED.
 from __future__ import annotations
 
 import inspect
-import struct
 import threading
 import time
 
@@ -17,7 +16,6 @@ from wspasync import (
     AF_INET,
     FD_CONNECT,
     FD_WRITE,
-    FIONBIO,
     INVALID_SOCKET,
     SOCK_STREAM,
     SOCKET_ERROR,
@@ -48,6 +46,7 @@ from wspasync import (
     Window,
     sockaddr_in,
 )
+from wsp_support import make_listener, nonblocking, tcp
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,28 +63,8 @@ def sp(request):
     assert set(threading.enumerate()) <= before, "a thread survived close()"
 
 
-def _socket(sp) -> int:
-    err = Errno()
-    s = sp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err
-    return s
-
-
-def _listener(sp, backlog: int = 64) -> tuple[int, int]:
-    err = Errno()
-    s = _socket(sp)
-    assert sp.WSPBind(s, sockaddr_in("127.0.0.1", 0), 16, err) == 0
-    assert sp.WSPListen(s, backlog, err) == 0
-    return s, sp.os_socket(s).getsockname()[1]
-
-
 def _connect(sp, s: int, port: int, err: Errno) -> int:
     return sp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
-
-
-def _nonblocking(sp, s: int) -> None:
-    err = Errno()
-    assert sp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, err) == 0
 
 
 def _wait_blocking(sp, n: int = 1) -> None:
@@ -137,8 +116,8 @@ def test_the_twin_has_every_wsp_method_of_the_provider():
 
 def test_blocking_connect_accept_send_recv(sp):
     err = Errno()
-    lst, port = _listener(sp)
-    c = _socket(sp)
+    lst, port = make_listener(sp, backlog=64)
+    c = tcp(sp)
     assert _connect(sp, c, port, err) == 0, err
     addr, addrlen = bytearray(16), Errno(16)
     a = sp.WSPAccept(lst, addr, addrlen, None, 0, err)
@@ -156,7 +135,7 @@ def test_blocking_connect_accept_send_recv(sp):
 
 
 def test_refused_blocking_connect(sp, refused_port):
-    s = _socket(sp)
+    s = tcp(sp)
     err = Errno()
     assert _connect(sp, s, refused_port, err) == SOCKET_ERROR
     assert err.value == WSAECONNREFUSED
@@ -164,7 +143,7 @@ def test_refused_blocking_connect(sp, refused_port):
 
 
 def test_many_threads_at_once(sp):
-    lst, port = _listener(sp, backlog=128)
+    lst, port = make_listener(sp, backlog=128)
     threads, per_thread = 8, 20
     accepted: list[int] = []
 
@@ -179,7 +158,7 @@ def test_many_threads_at_once(sp):
     def client():
         err = Errno()
         for _ in range(per_thread):
-            s = _socket(sp)
+            s = tcp(sp)
             assert _connect(sp, s, port, err) == 0, err
             assert sp.WSPSend(s, [WSABuf(1, bytearray(b"x"))], 1, Errno(), 0, None, None, None, err) == 0
             assert sp.WSPCloseSocket(s, err) == 0
@@ -197,7 +176,7 @@ def test_many_threads_at_once(sp):
 
 
 def test_cancel_from_a_second_thread_ends_blocking_connect(sp, pending_listener):
-    s = _socket(sp)
+    s = tcp(sp)
     err = Errno()
     t, box = _in_thread(_connect, sp, s, pending_listener.getsockname()[1], err)
     _cancel_until_found(sp)
@@ -209,8 +188,8 @@ def test_cancel_from_a_second_thread_ends_blocking_connect(sp, pending_listener)
 
 
 def test_cancel_from_a_second_thread_ends_accept_select_and_recv(sp):
-    lst, port = _listener(sp)
-    c = _socket(sp)
+    lst, port = make_listener(sp, backlog=64)
+    c = tcp(sp)
     err = Errno()
     assert _connect(sp, c, port, err) == 0
     a = sp.WSPAccept(lst, None, None, None, 0, err)
@@ -229,7 +208,7 @@ def test_cancel_from_a_second_thread_ends_accept_select_and_recv(sp):
 
 
 def test_second_blocking_call_on_a_socket_is_inprogress(sp):
-    lst, _ = _listener(sp)
+    lst, _ = make_listener(sp, backlog=64)
     first = Errno()
     t, box = _in_thread(sp.WSPAccept, lst, None, None, None, 0, first)
     _wait_blocking(sp)
@@ -244,8 +223,8 @@ def test_second_blocking_call_on_a_socket_is_inprogress(sp):
 def test_close_interrupts_blocking_calls_and_ends_the_thread(pending_listener):
     before = set(threading.enumerate())
     sp = SyncProvider()
-    lst, _ = _listener(sp)
-    s = _socket(sp)
+    lst, _ = make_listener(sp, backlog=64)
+    s = tcp(sp)
     e1, e2 = Errno(), Errno()
     accept = _in_thread(sp.WSPAccept, lst, None, None, None, 0, e1)
     connect = _in_thread(_connect, sp, s, pending_listener.getsockname()[1], e2)
@@ -260,7 +239,7 @@ def test_close_interrupts_blocking_calls_and_ends_the_thread(pending_listener):
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_closed_provider_answers_wsanotinitialised_never_raises(loop):
     sp = SyncProvider(loop=loop)
-    s = _socket(sp)
+    s = tcp(sp)
     sp.close()
     for name in WSP_METHODS:
         method = getattr(sp, name)
@@ -293,8 +272,8 @@ def test_bad_version_raises_wsavernotsupported_and_starts_nothing():
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_winsock_1_1_mode(loop, version, code, pending_listener):
     with SyncProvider(version=version, loop=loop) as sp:
-        s = _socket(sp)
-        _nonblocking(sp, s)
+        s = tcp(sp)
+        nonblocking(sp, s)
         err = Errno()
         port = pending_listener.getsockname()[1]
         assert _connect(sp, s, port, err) == SOCKET_ERROR and err.value == WSAEWOULDBLOCK
@@ -304,7 +283,7 @@ def test_winsock_1_1_mode(loop, version, code, pending_listener):
 
 def test_get_message_from_a_plain_thread(sp, listener):
     window = Window()
-    s = _socket(sp)
+    s = tcp(sp)
     err = Errno()
     assert sp.WSPAsyncSelect(s, window, 0x401, FD_CONNECT | FD_WRITE, err) == 0
     assert _connect(sp, s, listener.getsockname()[1], err) == SOCKET_ERROR
@@ -323,7 +302,7 @@ def test_get_message_from_a_plain_thread(sp, listener):
 
 def test_wait_for_multiple_events_from_a_plain_thread(sp, listener):
     event = WSAEvent()
-    s = _socket(sp)
+    s = tcp(sp)
     err = Errno()
     assert sp.wait_for_multiple_events([event], False, 20) == WSA_WAIT_TIMEOUT
     assert sp.WSPEventSelect(s, event, FD_CONNECT | FD_WRITE, err) == 0
@@ -338,10 +317,11 @@ def test_wait_for_multiple_events_from_a_plain_thread(sp, listener):
 
 
 def test_select_from_a_plain_thread(sp, listener):
-    s = _socket(sp)
-    _nonblocking(sp, s)
+    s = tcp(sp)
+    nonblocking(sp, s)
     err = Errno()
     assert _connect(sp, s, listener.getsockname()[1], err) == SOCKET_ERROR
+    assert err.value == WSAEWOULDBLOCK
     writefds = FdSet([s])
     assert sp.WSPSelect(0, None, writefds, None, TimeVal(5, 0), err) == 1
     assert writefds.fd_array == [s]
@@ -354,7 +334,7 @@ def test_select_from_a_plain_thread(sp, listener):
 def test_calls_from_a_callback_on_the_loop_thread(sp):
     """A condition function runs on the loop thread: plain calls work there, blocking
     ones answer WSAEINPROGRESS (the provider is processing a callback)."""
-    lst, port = _listener(sp)
+    lst, port = make_listener(sp, backlog=64)
     seen: dict = {}
 
     def condition(caller_id, caller_data, sqos, gqos, callee_id, callee_data, g, data):
@@ -364,7 +344,7 @@ def test_calls_from_a_callback_on_the_loop_thread(sp):
         seen["connect"] = (sp.WSPConnect(seen["socket"], b"", 0, None, None, None, None, blocked), blocked.value)
         return 0  # CF_ACCEPT
 
-    c = _socket(sp)
+    c = tcp(sp)
     err = Errno()
     assert _connect(sp, c, port, err) == 0
     a = sp.WSPAccept(lst, None, None, condition, 0, err)
@@ -378,7 +358,7 @@ def test_calls_from_a_callback_on_the_loop_thread(sp):
 def test_context_manager_closes_every_socket():
     before = set(threading.enumerate())
     with SyncProvider() as sp:
-        handles = [_socket(sp) for _ in range(5)]
+        handles = [tcp(sp) for _ in range(5)]
         assert sorted(sp.handles()) == sorted(handles)
     assert sp.closed
     assert set(threading.enumerate()) <= before  # (the leak check sees the sockets)

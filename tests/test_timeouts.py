@@ -18,7 +18,6 @@ import time
 import pytest
 
 from wspasync import (
-    AF_INET,
     FD_CONNECT,
     FD_CONNECT_BIT,
     FIONBIO,
@@ -28,7 +27,6 @@ from wspasync import (
     SO_RCVTIMEO,
     SO_SNDBUF,
     SO_SNDTIMEO,
-    SOCK_STREAM,
     SOCKET_ERROR,
     SOL_SOCKET,
     TCP_MAXRT,
@@ -45,6 +43,7 @@ from wspasync import (
     sockaddr_in,
     wait_for_multiple_events,
 )
+from wsp_support import tcp
 from wspasync._engine import DEFAULT_CONNECT_BUDGET_S
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,13 +51,6 @@ pytestmark = pytest.mark.timeout(60)
 
 def _i32(value: int) -> bytes:
     return struct.pack("<i", value)
-
-
-def _socket(wsp) -> int:
-    err = Errno()
-    s = wsp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err)
-    assert s != INVALID_SOCKET, err
-    return s
 
 
 def _setopt(wsp, s: int, level: int, name: int, value: int) -> None:
@@ -79,7 +71,7 @@ def test_default_connect_budget_is_windows_21_seconds():
 
 
 async def test_tcp_maxrt_bounds_a_blocking_connect(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     _setopt(wsp, s, IPPROTO_TCP, TCP_MAXRT, 1)
     assert _getopt(wsp, s, IPPROTO_TCP, TCP_MAXRT) == 1
     err = Errno()
@@ -96,7 +88,7 @@ async def test_tcp_maxrt_bounds_a_blocking_connect(wsp, pending_listener):
 
 
 async def test_tcp_maxrt_bounds_a_nonblocking_connect_event_mode(wsp, pending_listener):
-    s = _socket(wsp)
+    s = tcp(wsp)
     _setopt(wsp, s, IPPROTO_TCP, TCP_MAXRT, 1)
     event = WSAEvent()
     err = Errno()
@@ -120,11 +112,11 @@ async def test_tcp_maxrt_bounds_a_nonblocking_connect_event_mode(wsp, pending_li
 
 async def _connected(wsp, small: bool = False) -> tuple[int, int, int]:
     err = Errno()
-    lst = _socket(wsp)
+    lst = tcp(wsp)
     assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, err) == 0
     assert wsp.WSPListen(lst, 4, err) == 0
     port = wsp.os_socket(lst).getsockname()[1]
-    c = _socket(wsp)
+    c = tcp(wsp)
     if small:
         _setopt(wsp, c, SOL_SOCKET, SO_SNDBUF, 4096)
     assert await wsp.WSPConnect(c, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err) == 0
@@ -182,7 +174,7 @@ async def test_no_timeout_when_data_arrives_in_time(wsp):
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_timeouts_through_the_blocking_twin(loop, pending_listener):
     with SyncProvider(loop=loop) as sp:
-        s = _socket(sp)
+        s = tcp(sp)
         _setopt(sp, s, IPPROTO_TCP, TCP_MAXRT, 1)
         err = Errno()
         t0 = time.monotonic()
@@ -192,7 +184,7 @@ def test_timeouts_through_the_blocking_twin(loop, pending_listener):
         assert (rc, err.value) == (SOCKET_ERROR, WSAETIMEDOUT)
         assert 0.95 <= time.monotonic() - t0 < 5
         # A nonblocking socket never waits, whatever the budget.
-        s2 = _socket(sp)
+        s2 = tcp(sp)
         sp.WSPIoctl(s2, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, err)
         rc = sp.WSPConnect(
             s2, sockaddr_in("127.0.0.1", pending_listener.getsockname()[1]), 16, None, None, None, None, err

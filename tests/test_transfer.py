@@ -10,7 +10,6 @@ import pytest
 
 from wspasync import (
     AF_INET,
-    FIONBIO,
     MSG_OOB,
     MSG_PEEK,
     SD_BOTH,
@@ -35,21 +34,7 @@ from wspasync import (
     sockaddr_in,
 )
 from wspasync.testing import settle
-
-
-async def accepted_pair(wsp):
-    e = Errno()
-    lst = wsp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, e)
-    assert wsp.WSPBind(lst, sockaddr_in("127.0.0.1", 0), 16, e) == 0
-    assert wsp.WSPListen(lst, 5, e) == 0
-    peer = socket.create_connection(wsp.os_socket(lst).getsockname())
-    s = await wsp.WSPAccept(lst, None, None, None, 0, e)
-    wsp.WSPCloseSocket(lst, e)
-    return s, peer
-
-
-def nonblocking(wsp, s):
-    assert wsp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno()) == 0
+from wsp_support import accepted_pair, nonblocking, peer_recv_until
 
 
 async def recv(wsp, s, size, flags=0):
@@ -127,14 +112,8 @@ async def test_blocking_send_sends_everything(wsp):
     with peer:
         payload = bytes(range(256)) * 16384  # 4 MiB: more than the socket buffers hold
         task = asyncio.ensure_future(send(wsp, s, payload))
-        got = bytearray()
-        peer.setblocking(False)
         async with asyncio.timeout(20):
-            while len(got) < len(payload):
-                try:
-                    got += peer.recv(1 << 20)
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
+            got = await peer_recv_until(peer, len(payload))
             assert await task == len(payload)
         assert got == payload
         wsp.WSPCloseSocket(s, Errno())
@@ -295,16 +274,9 @@ async def test_overlapped_refused(wsp):
 async def test_many_messages_in_order(wsp, count):
     s, peer = await accepted_pair(wsp)
     with peer:
-        peer.setblocking(False)
         expect = b"".join(b"%06d" % i for i in range(count))
         for i in range(count):
             assert await send(wsp, s, b"%06d" % i) == 6
-        got = bytearray()
         async with asyncio.timeout(5):
-            while len(got) < len(expect):
-                try:
-                    got += peer.recv(65536)
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
-        assert got == expect
+            assert await peer_recv_until(peer, len(expect)) == expect
         wsp.WSPCloseSocket(s, Errno())

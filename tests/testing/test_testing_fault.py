@@ -20,7 +20,6 @@ from wspasync import (
     SOCKET_ERROR,
     SOL_SOCKET,
     Errno,
-    Provider,
     Window,
     WSABuf,
     WSAEvent,
@@ -245,7 +244,6 @@ async def test_delayed_notifications(fault_layer, loopback_listener):
     fault_layer.WSPCloseSocket(b, Errno())
 
 
-@pytest.mark.skipif(not hasattr(Provider, "WSPSend"), reason="WSPSend/WSPRecv not in this build yet")
 async def test_fail_send_and_recv(fault_layer, loopback_listener):
     listener = loopback_listener()
     s = tcp(fault_layer)
