@@ -1,7 +1,7 @@
 """The connect cycle's fast paths (issue 4's cost bar) keep the behaviour of the slow ones.
 
-The hot path was shortened for speed: SocketRecord has a hand-written __init__, the
-provider's WSPConnect runs its synchronous part as a plain method, and SyncProvider runs
+The hot path was shortened for speed: the provider's WSPConnect runs its synchronous
+part as a plain method, and SyncProvider runs
 WSPSocket / WSPConnect / WSPCloseSocket in the caller's thread without a coroutine. These
 tests pin what those shortcuts must not change.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 
-import attrs
 import pytest
 
 from wspasync import (
@@ -23,19 +22,10 @@ from wspasync import (
     SyncProvider,
     sockaddr_in,
 )
-from wspasync._engine import SocketRecord
 from wspasync._state import State
 from wspasync._trace import Trace
 
 E = ErrorCode
-
-
-def test_socket_record_init_sets_every_field_to_its_default():
-    rec = SocketRecord(0x1000, AF_INET, SOCK_STREAM, 6, None)
-    passed = {"handle": 0x1000, "family": AF_INET, "type": SOCK_STREAM, "protocol": 6, "sock": None}
-    for field in attrs.fields(SocketRecord):
-        expected = passed.get(field.name, field.default)
-        assert getattr(rec, field.name) == expected, field.name
 
 
 def test_state_hash_is_identity():

@@ -493,7 +493,8 @@ class Engine(_DataWatching):
         rec.attempt += 1
         if rec.io is not None:
             self.unwatch(rec)
-        self._disarm(rec)
+        if rec.writing or rec.reading:
+            self._disarm(rec)
         if rec.accepts:
             for conn, _ in rec.accepts:
                 conn.close()

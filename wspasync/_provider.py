@@ -261,8 +261,36 @@ class Provider(TransferMixin):
         WSAEINPROGRESS, WSAEACCES (broadcast without SO_BROADCAST), WSAENOBUFS.
         Datagram sockets set or clear the default peer and return 0 at once.
         """
+        outcome = self._connect_now(s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno)
+        if isinstance(outcome, int):
+            return outcome
+        return await self._connect_wait(outcome, lpErrno)
+
+    def _connect_now(
+        self,
+        s: Any,
+        name: Any,
+        namelen: Any,
+        lpCallerData: Any,
+        lpCalleeData: Any,
+        lpSQOS: Any,
+        lpGQOS: Any,
+        lpErrno: Any,
+    ) -> int | SocketRecord:
+        """WSPConnect up to its one suspension point, as a plain method.
+
+        Returns WSPConnect's return value when the call ends at once (every refusal, a
+        nonblocking or datagram socket, a blocking attempt the kernel finished during
+        ``connect``), or the record of a blocking attempt still in progress, whose end
+        :meth:`_connect_wait` awaits. Plain so that SyncProvider can run a connect that
+        ends at once in the caller's thread without building a coroutine (issue 4's
+        cost bar; _sync.SyncProvider.WSPConnect).
+        """
         try:
-            rec = self._lookup(s)
+            # _lookup(s), inline for the usual case (one Python call less per connect).
+            rec = self._sockets.get(s) if type(s) is int else None
+            if rec is None or self._closed:
+                rec = self._lookup(s)  # raises the right code
             if rec.type != SOCK_STREAM:
                 if lpGQOS is not None:
                     raise WSAError(E.WSAEINVAL)
@@ -299,25 +327,29 @@ class Provider(TransferMixin):
             lpErrno.value = E.WSAEWOULDBLOCK
             return SOCKET_ERROR
         if error < 0:
-            error = await self._wait_connect(rec)
-        else:
-            engine.finish(rec, error, True)
+            return rec
+        engine.finish(rec, error, True)
         if error:
             return fail(lpErrno, error)
         return 0
 
-    async def _wait_connect(self, rec: SocketRecord) -> int:
+    async def _connect_wait(self, rec: SocketRecord, lpErrno: Any) -> int:
+        """The rest of a blocking WSPConnect whose attempt is in progress: 0, or
+        SOCKET_ERROR with the failure (WSAEINTR when cancelled or closed)."""
         fut = rec.waiter = self.loop.create_future()
         try:
-            return await self._blocking_call(rec, fut)
+            error = await self._blocking_call(rec, fut)
         except WSAError as exc:
             if rec.state is not State.CLOSED:
                 self._engine.cancel_connect(rec)
-            return exc.winerror
+            error = exc.winerror
         except asyncio.CancelledError:
             rec.waiter = None
             self._engine.cancel_connect(rec)
             raise
+        if error:
+            return fail(lpErrno, error)
+        return 0
 
     async def _blocking_call(
         self, rec: SocketRecord, fut: asyncio.Future[Any], timeout_ms: int = 0
@@ -830,10 +862,13 @@ class Provider(TransferMixin):
     def WSPCloseSocket(self, s: Any, lpErrno: Any) -> int:
         """0, or SOCKET_ERROR with WSAENOTSOCK. Cancels the registration and posts
         nothing; a blocking call in progress on *s* returns WSAEINTR."""
-        try:
-            rec = self._lookup(s)
-        except WSAError as exc:
-            return fail(lpErrno, exc.code)
+        # _lookup(s), inline for the usual case (one Python call less per close).
+        rec = self._sockets.get(s) if type(s) is int else None
+        if rec is None or self._closed:
+            try:
+                rec = self._lookup(s)
+            except WSAError as exc:
+                return fail(lpErrno, exc.code)
         del self._sockets[s]
         self._engine.close(rec)
         return 0

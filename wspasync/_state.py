@@ -55,6 +55,11 @@ class State(enum.Enum):
     DEAD = "DEAD"
     CLOSED = "CLOSED"
 
+    # Members are singletons compared by identity, so identity hashing is consistent;
+    # Enum's own __hash__ is a Python-level hash(self._name_), paid by every
+    # next_state() lookup (three per connect cycle).
+    __hash__ = object.__hash__
+
 
 class Event:
     """Base of the core's input events; the subclasses are the table's keys."""

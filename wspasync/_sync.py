@@ -71,6 +71,8 @@ __all__ = ["SyncProvider"]
 
 E = ErrorCode
 _LOOPS = ("asyncio", "uvloop")
+_get_ident = threading.get_ident
+_PROVIDER_CONNECT = Provider.WSPConnect
 
 
 class _Gate:
@@ -193,7 +195,14 @@ class SyncProvider:
             self._fast = False
         else:
             self._loop = asyncio.SelectorEventLoop(_GatedSelector(gate))
-            self._fast = not self._loop.get_debug()
+            # The fast path needs the loop's ready queue and timer heap to tell whether a
+            # call queued work (asyncio internals, 3.11-3.13); without them, or in debug
+            # mode, every call hops.
+            self._fast = (
+                not self._loop.get_debug()
+                and hasattr(self._loop, "_ready")
+                and hasattr(self._loop, "_scheduled")
+            )
         self._closed = False
         self._provider: Provider | None = None
         self._thread_id = 0
@@ -287,19 +296,34 @@ class SyncProvider:
     # -- dispatch ------------------------------------------------------------------
 
     def _on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._thread_id
+        return _get_ident() == self._thread_id
 
-    def _queued(self) -> tuple[int, int]:
-        loop = self._loop
-        # asyncio internals (3.11-3.13); if they move, every fast call wakes the loop.
-        ready = getattr(loop, "_ready", None)
-        scheduled = getattr(loop, "_scheduled", None)
-        if ready is None or scheduled is None:
-            return (-1, -1)
-        return (len(ready), len(scheduled))
+    # The fast paths below are written out inline, not as helpers taking closures: they
+    # run on every call, and a blocking connect must stay within 1.5x of a plain
+    # socket.connect (issue 4; benchmarks/sync_connect.py). Each one is: take the gate,
+    # note the lengths of the loop's ready queue and timer heap, run the call, and wake
+    # the loop if either changed (work queued for a loop asleep with an old timeout).
+    # On the loop thread itself the gate (an RLock) is already held and the call simply
+    # runs, as it must from a callback. acquire()/try/finally rather than ``with``: the
+    # with-statement's __enter__/__exit__ calls cost about twice as much.
 
     def _plain(self, name: str, args: tuple[Any, ...], lpErrno: Any, failure: int) -> Any:
         """Run Provider.<name>(*args), a plain method, under the gate."""
+        if self._fast and not self._gate.wants:
+            loop: Any = self._loop
+            lock = self._lock
+            lock.acquire()
+            try:
+                if self._closed:
+                    return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
+                ready, timers = len(loop._ready), len(loop._scheduled)
+                # getattr, not Provider.<name>: a Trace wraps methods on the instance.
+                result = getattr(self._provider, name)(*args)
+                if len(loop._ready) != ready or len(loop._scheduled) != timers:
+                    loop.call_soon_threadsafe(_noop)
+                return result
+            finally:
+                lock.release()
         if self._closed:
             return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
         return self._call(
@@ -313,13 +337,14 @@ class SyncProvider:
         if self._on_loop_thread():
             return fn()
         if self._fast and not self._gate.wants:
+            loop: Any = self._loop
             with self._lock:
                 if self._closed:
                     return closed()
-                before = self._queued()
+                ready, timers = len(loop._ready), len(loop._scheduled)
                 result = fn()
-                if self._queued() != before or before[0] < 0:
-                    self._loop.call_soon_threadsafe(_noop)
+                if len(loop._ready) != ready or len(loop._scheduled) != timers:
+                    loop.call_soon_threadsafe(_noop)
                 return result
         cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:
@@ -335,32 +360,44 @@ class SyncProvider:
         """Run Provider.<name>(*args), a coroutine method, to its end."""
         if self._closed:
             return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-        if self._on_loop_thread():
+        if _get_ident() == self._thread_id:
             return _refuse(lpErrno, E.WSAEINPROGRESS, failure)
-        loop = self._loop
         if self._fast and not self._gate.wants:
+            loop: Any = self._loop
             with self._lock:
                 if self._closed:
                     return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-                before = self._queued()
-                coro = getattr(self._provider, name)(*args)
-                outer = asyncio._get_running_loop()
-                asyncio._set_running_loop(loop)
-                try:
-                    first = coro.send(None)
-                except StopIteration as stop:
-                    if self._queued() != before or before[0] < 0:
+                ready, timers = len(loop._ready), len(loop._scheduled)
+                cf, result = self._step_here(getattr(self._provider, name)(*args))
+                if cf is None:
+                    if len(loop._ready) != ready or len(loop._scheduled) != timers:
                         loop.call_soon_threadsafe(_noop)
-                    return stop.value
-                finally:
-                    asyncio._set_running_loop(outer)
-                cf = asyncio.run_coroutine_threadsafe(_resumed(coro, first), loop)
+                    return result
             return self._wait(cf, lpErrno, failure)
         with self._lock:
             if self._closed:
                 return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-            cf = asyncio.run_coroutine_threadsafe(getattr(self._provider, name)(*args), loop)
+            cf = asyncio.run_coroutine_threadsafe(getattr(self._provider, name)(*args), self._loop)
         return self._wait(cf, lpErrno, failure)
+
+    def _step_here(self, coro: Coroutine[Any, Any, Any]) -> tuple[concurrent.futures.Future[Any] | None, Any]:
+        """Run *coro* in this thread, the gate held, up to its first suspension.
+
+        Returns ``(None, result)`` when it finished without suspending; otherwise
+        ``(cf, None)``, the rest handed to the loop as a Task whose outcome *cf* will
+        carry (wait on it after letting go of the gate). The provider's loop is the
+        running loop meanwhile, so asyncio calls in the step find it.
+        """
+        loop = self._loop
+        outer = asyncio._get_running_loop()
+        asyncio._set_running_loop(loop)
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            return None, stop.value
+        finally:
+            asyncio._set_running_loop(outer)
+        return asyncio.run_coroutine_threadsafe(_resumed(coro, first), loop), None
 
     def _wait(self, cf: concurrent.futures.Future[Any], lpErrno: Any, failure: int) -> Any:
         try:
@@ -596,8 +633,45 @@ class SyncProvider:
         WSAENETUNREACH, WSAEINTR when cancelled or closed, ...). Nonblocking socket:
         SOCKET_ERROR + WSAEWOULDBLOCK at once. Other codes as :meth:`Provider.WSPConnect`
         (WSAEINPROGRESS when *s* already has a blocking call in progress)."""
-        args = (s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno)
-        return self._blocking("WSPConnect", args, lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
+        provider: Any = self._provider
+        if (
+            not self._fast
+            or self._gate.wants
+            # A Trace wraps WSPConnect on the instance: then call that, the generic way.
+            # (Not ``in provider.__dict__``: materialising an instance's __dict__ makes
+            # every later attribute read on it slower.)
+            or getattr(provider.WSPConnect, "__func__", None) is not _PROVIDER_CONNECT
+        ):
+            args = (s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno)
+            return self._blocking("WSPConnect", args, lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
+        # The call issue 4's bar is about. Provider.WSPConnect's work before its one
+        # await is a plain method, so a connect that ends at once (the usual loopback
+        # case, refusals, nonblocking sockets) runs here without a coroutine; only an
+        # attempt still in progress starts one, exactly as _blocking would.
+        if self._closed:
+            return _refuse(lpErrno, E.WSANOTINITIALISED, SOCKET_ERROR)
+        if _get_ident() == self._thread_id:
+            return _refuse(lpErrno, E.WSAEINPROGRESS, SOCKET_ERROR)
+        loop: Any = self._loop
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._closed:
+                return _refuse(lpErrno, E.WSANOTINITIALISED, SOCKET_ERROR)
+            ready, timers = len(loop._ready), len(loop._scheduled)
+            outcome = provider._connect_now(
+                s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno
+            )
+            if type(outcome) is int:
+                if len(loop._ready) != ready or len(loop._scheduled) != timers:
+                    loop.call_soon_threadsafe(_noop)
+                return outcome
+            cf, result = self._step_here(provider._connect_wait(outcome, lpErrno))
+            if cf is None:  # (it always suspends: the attempt is in progress)
+                return result  # type: ignore[no-any-return]
+        finally:
+            lock.release()
+        return self._wait(cf, lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
 
     def WSPAccept(
         self, s: Any, addr: Any, addrlen: Any, lpfnCondition: Any, dwCallbackData: Any, lpErrno: Any
