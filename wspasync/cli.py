@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _constants as C
 from ._constants import error_name, event_name
+from ._loops import loop_factory
 from ._provider import Provider
 from ._sockaddr import sockaddr_in, sockaddr_in6
 from ._structs import Errno, FdSet, WSANetworkEvents
@@ -24,15 +25,6 @@ __all__ = ["main"]
 
 ROUTES = ("select", "asyncselect", "eventselect", "blocking")
 WM_SOCKET = 0x0400 + 1  # WM_USER + 1, what Winsock samples use
-
-
-def loop_factory(name: str) -> Any:
-    """asyncio's default loop or uvloop's, by name; never a loop policy."""
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return asyncio.new_event_loop
 
 
 def parse_target(text: str) -> tuple[str, int]:

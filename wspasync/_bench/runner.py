@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from .._loops import loop_factory
 from . import doctor as _doctor
 from .load import FATAL_LIMITS, Plan
 from .report import (
@@ -167,14 +168,6 @@ def add_parsers(subparsers: Any) -> None:
 
 
 # --- one row ---------------------------------------------------------------------------
-
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return asyncio.new_event_loop
-
 
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)

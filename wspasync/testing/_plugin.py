@@ -29,23 +29,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from .._loops import loop_factory as _loop_factory
 from .._structs import Errno
 from ._fault import FaultLayer
 from ._listeners import LoopbackListener, UdpPeer, full_backlog_listener, refused_sockaddr
 
-LOOP_NAMES = ("asyncio", "uvloop")
 _TRACE_KEY = pytest.StashKey[Any]()
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     """The loop factory for *name*: "asyncio" or "uvloop". Never a loop policy."""
-    if name == "asyncio":
-        return asyncio.new_event_loop
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    raise pytest.UsageError(f"wspasync_loops: unknown loop {name!r} (asyncio, uvloop)")
+    try:
+        return _loop_factory(name)
+    except ValueError as exc:
+        raise pytest.UsageError(f"wspasync_loops: {exc}") from None
 
 
 # -- options -------------------------------------------------------------------------
