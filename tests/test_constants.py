@@ -192,6 +192,14 @@ def test_fd_close_error_reads_reset_as_abort():
     assert c.errno_to_wsa(errno.ECONNRESET) is ErrorCode.WSAECONNRESET
 
 
+def test_datagram_error_reads_port_unreachable_as_reset():
+    # Linux reports an ICMP port unreachable on a connected UDP socket as
+    # ECONNREFUSED; Windows as WSAECONNRESET. Everything else follows the table.
+    assert c.datagram_error(errno.ECONNREFUSED) is ErrorCode.WSAECONNRESET
+    assert c.datagram_error(errno.EMSGSIZE) is ErrorCode.WSAEMSGSIZE
+    assert c.datagram_error(errno.EACCES) is ErrorCode.WSAEACCES
+
+
 # -- WSAMAKESELECTREPLY -------------------------------------------------------
 
 

@@ -446,6 +446,18 @@ def fd_close_error(err: int) -> ErrorCode:
     return code
 
 
+def datagram_error(err: int) -> ErrorCode:
+    """Return the error a send/recv on a datagram socket reports for errno ``err``.
+
+    As ``errno_to_wsa``, except that ECONNREFUSED (Linux's report of an ICMP port
+    unreachable on a connected datagram socket) is WSAECONNRESET, as Windows reports
+    it (the SIO_UDP_CONNRESET behaviour, on by default).
+    """
+    if err == _errno.ECONNREFUSED:
+        return ErrorCode.WSAECONNRESET
+    return ERRNO_TO_WSA.get(err, ErrorCode.WSASYSCALLFAILURE)
+
+
 # -- WSAAsyncSelect lParam (winsock2.h macros) --------------------------------
 
 

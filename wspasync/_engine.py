@@ -591,7 +591,7 @@ class Engine(_DataWatching):
         and for recv/send to return.
         """
         if code == _errno.ECONNRESET:
-            self.io(rec).reset = ErrorCode.WSAECONNRESET
+            self.io(rec).reset = errno_to_wsa(code)
             return 0
         return errno_to_wsa(code)
 

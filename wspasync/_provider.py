@@ -287,10 +287,7 @@ class Provider(TransferMixin):
         cost bar; _sync.SyncProvider.WSPConnect).
         """
         try:
-            # _lookup(s), inline for the usual case (one Python call less per connect).
-            rec = self._sockets.get(s) if type(s) is int else None
-            if rec is None or self._closed:
-                rec = self._lookup(s)  # raises the right code
+            rec = self._lookup(s)
             if rec.type != SOCK_STREAM:
                 if lpGQOS is not None:
                     raise WSAError(E.WSAEINVAL)
@@ -862,13 +859,10 @@ class Provider(TransferMixin):
     def WSPCloseSocket(self, s: Any, lpErrno: Any) -> int:
         """0, or SOCKET_ERROR with WSAENOTSOCK. Cancels the registration and posts
         nothing; a blocking call in progress on *s* returns WSAEINTR."""
-        # _lookup(s), inline for the usual case (one Python call less per close).
-        rec = self._sockets.get(s) if type(s) is int else None
-        if rec is None or self._closed:
-            try:
-                rec = self._lookup(s)
-            except WSAError as exc:
-                return fail(lpErrno, exc.code)
+        try:
+            rec = self._lookup(s)
+        except WSAError as exc:
+            return fail(lpErrno, exc.code)
         del self._sockets[s]
         self._engine.close(rec)
         return 0

@@ -46,6 +46,7 @@ from ._constants import (
     SOCK_STREAM,
     SOL_SOCKET,
     ErrorCode,
+    datagram_error,
     errno_to_wsa,
 )
 from ._engine import SocketRecord, _fionread
@@ -488,11 +489,7 @@ class TransferMixin:
     def _transport_error(self, rec: SocketRecord, code: int) -> int:
         """The WSAE code for a failed send/recv; a reset is remembered (sticky)."""
         if rec.type != SOCK_STREAM:
-            if code == _errno.ECONNREFUSED:
-                # An ICMP port unreachable on a connected datagram socket: Windows
-                # reports WSAECONNRESET (the SIO_UDP_CONNRESET behaviour).
-                return E.WSAECONNRESET
-            return errno_to_wsa(code)
+            return datagram_error(code)
         error = errno_to_wsa(code)
         if code in _RESET_ERRNOS:
             self._engine.io(rec).reset = error
