@@ -8,6 +8,7 @@ tests pin what those shortcuts must not change.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -22,8 +23,11 @@ from wspasync import (
     SyncProvider,
     sockaddr_in,
 )
+from wspasync._engine import Engine
+from wspasync._sockaddr import SockAddr
 from wspasync._state import State
 from wspasync._trace import Trace
+from wspasync.testing import settle
 
 E = ErrorCode
 
@@ -116,3 +120,110 @@ def test_sync_connect_honours_a_trace_on_the_provider(listener):
         sp.WSPCloseSocket(s, err)
         trace.detach()
         assert [e.what for e in trace.entries if e.kind == "call"] == ["WSPSocket", "WSPConnect", "WSPCloseSocket"]
+
+
+# -- Engine.connect_blocking: the one-step blocking connect against the general path ----
+#
+# Each scenario runs twice on the same loop: once as it is, once with the one-step lane
+# switched off (the provider then takes start_connect + finish, the general path). The
+# call's result, lpErrno and everything the record shows afterwards must be the same;
+# where the lane applies, the test also checks that it really ran.
+
+
+def _snapshot(wsp, s: int, rc: int, err: Errno, attempt_before: int) -> dict:
+    rec = wsp._sockets[s]
+    return {
+        "rc": rc if rc in (0, SOCKET_ERROR) else "handle",
+        "errno": err.value,
+        "state": rec.state,
+        "so_error": rec.so_error,
+        "connect_error": rec.connect_error,
+        "recorded": rec.recorded,
+        "errors": rec.errors,
+        "peer": rec.peer,
+        "attempts": rec.attempt - attempt_before,
+        "started": rec.started_ns > 0,
+        "completed": rec.completed_ns > 0,
+        "writing": rec.writing,
+        "select sets": None,
+    }
+
+
+async def _scenario(wsp, name: str, ports: dict[str, int]) -> dict:
+    from wsp_support import select, tcp
+
+    err = Errno()
+    s = tcp(wsp)
+    target = sockaddr_in("127.0.0.1", ports["refused" if name == "refused" else "listener"])
+    if name == "bound":
+        assert wsp.WSPBind(s, sockaddr_in("127.0.0.1", 0), 16, err) == 0
+    if name == "zero address":
+        target = sockaddr_in("0.0.0.0", ports["listener"])
+    if name == "retry after refusal":
+        refused = sockaddr_in("127.0.0.1", ports["refused"])
+        await wsp.WSPConnect(s, refused, 16, None, None, None, None, err)
+        target = refused
+    SockAddr.from_bytes(target, 16)  # a name seen before: the lane's precondition
+    waiting = None
+    if name == "select waiting":
+        other = tcp(wsp)
+        waiting = asyncio.ensure_future(select(wsp, r=[other], timeout=None))
+        await settle()
+    before = wsp._sockets[s].attempt
+    rc = await wsp.WSPConnect(s, target, 16, None, None, None, None, err)
+    snap = _snapshot(wsp, s, rc, err, before)
+    if waiting is not None:
+        # The close of *other* ends the select (a closed socket counts as readable).
+        wsp.WSPCloseSocket(other, Errno())
+        count, sets = await waiting
+        snap["select sets"] = (count, [["other" if h == other else h for h in fds] for fds in sets])
+    wsp.WSPCloseSocket(s, Errno())
+    return snap
+
+
+_LANE_SCENARIOS = {
+    # scenario: whether the lane itself carries it (the rest fall back before starting)
+    "established": True,
+    "bound": True,
+    "refused": True,
+    "select waiting": True,
+    "zero address": False,
+    "retry after refusal": False,
+}
+
+
+@pytest.mark.parametrize("scenario", list(_LANE_SCENARIOS))
+async def test_one_step_blocking_connect_matches_the_general_path(wsp, scenario, listener, refused_port, monkeypatch):
+    ports = {"listener": listener.getsockname()[1], "refused": refused_port}
+    used: list[bool] = []
+    lane = Engine.connect_blocking
+
+    def spy(self, rec, addr):
+        result = lane(self, rec, addr)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(Engine, "connect_blocking", spy)
+    with_lane = await _scenario(wsp, scenario, ports)
+    assert any(used) is _LANE_SCENARIOS[scenario]
+    monkeypatch.setattr(Engine, "connect_blocking", lambda self, rec, addr: None)
+    general = await _scenario(wsp, scenario, ports)
+    assert with_lane == general
+
+
+async def test_one_step_blocking_connect_in_flight_is_cancellable(wsp, pending_listener):
+    """The lane leaves an attempt the kernel has not finished to the general machinery:
+    the writer is armed, the call waits, and WSPCancelBlockingCall ends it."""
+    from wsp_support import tcp, wait_until
+
+    s = tcp(wsp)
+    name = sockaddr_in(*pending_listener.getsockname())
+    SockAddr.from_bytes(name, 16)
+    err = Errno()
+    call = asyncio.ensure_future(wsp.WSPConnect(s, name, 16, None, None, None, None, err))
+    await wait_until(lambda: bool(wsp._blocking))
+    assert wsp._sockets[s].writing and wsp._sockets[s].state is State.CONNECTING
+    assert wsp.WSPCancelBlockingCall(Errno()) == 0
+    assert await call == SOCKET_ERROR and err.value == E.WSAEINTR
+    assert wsp._sockets[s].state is State.DEAD
+    wsp.WSPCloseSocket(s, Errno())

@@ -77,6 +77,11 @@ from ._state import (
 
 __all__ = ["SocketRecord", "Engine", "ConnectTiming", "DEFAULT_CONNECT_BUDGET_S"]
 
+# The state a connect attempt enters, from the transition table (the same from
+# UNBOUND and BOUND; Engine.connect_blocking relies on that).
+_CONNECTING = next_state(State.UNBOUND, ConnectRequested)
+assert next_state(State.BOUND, ConnectRequested) is _CONNECTING
+
 _OS_FAMILY = {AF_INET: socket.AF_INET, AF_INET6: socket.AF_INET6}
 _OS_TYPE = {SOCK_STREAM: socket.SOCK_STREAM, SOCK_DGRAM: socket.SOCK_DGRAM}
 _OS_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
@@ -283,8 +288,17 @@ class _DataWatching:
 
     loop: asyncio.AbstractEventLoop
     select_waiters: set[asyncio.Future[None]]
+    close_through_loop: bool
     _ep: select.epoll | None = None
     _watched: dict[int, SocketRecord] | None = None
+
+    def release(self, fileobj: socket.socket | select.epoll, registered: bool) -> None:
+        """Close an OS descriptor; through the loop if it had a reader or writer and
+        the loop may still be applying the removal (``close_through_loop``)."""
+        if registered and self.close_through_loop:
+            self.loop.call_soon(fileobj.close)
+        else:
+            fileobj.close()
 
     def io(self, rec: SocketRecord) -> DataWatch:
         """The data-side state of *rec*, created unwatched on first use."""
@@ -340,7 +354,7 @@ class _DataWatching:
                 pass
             if not watched:
                 self.loop.remove_reader(ep.fileno())  # type: ignore[union-attr]
-                ep.close()  # type: ignore[union-attr]
+                self.release(ep, True)  # type: ignore[arg-type]
                 self._ep = self._watched = None
 
     @staticmethod
@@ -443,6 +457,13 @@ class Engine(_DataWatching):
         # attempt bookkeeping, so the outcome goes through the real core. None (the
         # usual case) costs one attribute test per connect.
         self.faults: dict[int, Any] | None = None
+        # True when the loop may apply a reader/writer change after the call that
+        # asked for it returned (SyncProvider on uvloop: a caller's thread cannot touch
+        # libuv, so its add_/remove_ calls are queued for the loop thread). A
+        # descriptor that had a registration is then closed through the loop as well,
+        # after its removal: closing it at once could hand its number to a new socket
+        # before the queued removal ran, which would then unregister the wrong socket.
+        self.close_through_loop = False
 
     # -- sockets ---------------------------------------------------------------
 
@@ -493,7 +514,8 @@ class Engine(_DataWatching):
         rec.attempt += 1
         if rec.io is not None:
             self.unwatch(rec)
-        if rec.writing or rec.reading:
+        registered = rec.writing or rec.reading
+        if registered:
             self._disarm(rec)
         if rec.accepts:
             for conn, _ in rec.accepts:
@@ -503,9 +525,13 @@ class Engine(_DataWatching):
         if waiter is not None and not waiter.done():
             waiter.set_exception(WSAError(ErrorCode.WSAEINTR))
         rec.waiter = None
-        if rec.sock is not None:
-            rec.sock.close()
+        sock = rec.sock
+        if sock is not None:
             rec.sock = None
+            if registered:
+                self.release(sock, True)
+            else:
+                sock.close()
         if self.select_waiters:
             # select page: a socket closed while select waits counts as readable.
             self.wake_selects()
@@ -524,10 +550,11 @@ class Engine(_DataWatching):
 
     def swap(self, rec: SocketRecord) -> None:
         """Replace the OS socket behind *rec* with a fresh one, re-applying bind/options."""
+        registered = rec.writing or rec.reading
         self._disarm(rec)
         old = rec.sock
         if old is not None:
-            old.close()
+            self.release(old, registered)
         rec.sock = None
         sock = self.open_socket(rec.family, rec.type)
         try:
@@ -569,9 +596,15 @@ class Engine(_DataWatching):
                 # Returns like this method (a code, or -1 with a timer armed via
                 # finish_after) and sets rec.state = new itself; may raise WSAError.
                 return fault(self, rec, new)
-        code = os_connect(sock, addr)
+        return self._begun(rec, new, os_connect(sock, addr))
+
+    def _begun(self, rec: SocketRecord, new: State, code: int) -> int:
+        """The attempt's OS connect returned *code* (os_connect): enter *new* and arm
+        the writer and deadline while it is in flight. Returns like start_connect."""
         rec.state = new
         if code < 0:
+            sock = rec.sock
+            assert sock is not None
             self.loop.add_writer(sock.fileno(), self._on_connect_writable, rec, rec.attempt)
             rec.writing = True
             budget_s = connect_budget(rec)
@@ -580,6 +613,48 @@ class Engine(_DataWatching):
             return -1
         rec.completed_ns = time.monotonic_ns()
         return self._attempt_ended(rec, code) if code else 0
+
+    def connect_blocking(self, rec: SocketRecord, addr: SockAddr) -> int | None:
+        """A blocking stream socket's connect, in one step for the common case.
+
+        The case: *rec* is UNBOUND or BOUND (start_connect would neither refuse nor
+        swap in a fresh OS socket), *addr* is not the unspecified address, no fault is
+        queued and no trace is attached. Returns None for anything else (the caller
+        takes the general path, nothing changed). Otherwise it is start_connect
+        followed, for an outcome known at once, by finish(rec, error, True): returns
+        0, the failure code, or -1 while the handshake is in flight.
+
+        Why it exists: issue 4's cost bar (a blocking connect through SyncProvider
+        within 1.5x of a plain socket.connect; benchmarks/sync_connect.py). A loopback
+        connect usually completes inside connect(), and when nothing else is
+        registered on the socket finishing it only updates the record, so that outcome
+        goes straight to connect_finished instead of through four general calls.
+        tests/test_hot_path.py checks it against the general path state by state.
+        """
+        state = rec.state
+        if (
+            (state is not State.UNBOUND and state is not State.BOUND)
+            or self.faults
+            or rec.observer is not None
+            or addr.is_zero_address
+        ):
+            return None
+        rec.attempt += 1
+        rec.peer = addr
+        rec.started_ns = time.monotonic_ns()
+        rec.completed_ns = 0
+        code = os_connect(rec.sock, addr)  # type: ignore[arg-type]
+        if code or rec.mode or rec.io is not None or rec.errors is not None or self.select_waiters:
+            error = self._begun(rec, _CONNECTING, code)
+            if error >= 0:
+                self.finish(rec, error, True)
+            return error
+        # Established at once, and nothing registered, watching or selecting: all that
+        # finish() would do is connect_finished.
+        rec.completed_ns = time.monotonic_ns()
+        rec.state = _CONNECTING
+        _notify.connect_finished(rec, 0, True)
+        return 0
 
     def _attempt_ended(self, rec: SocketRecord, code: int) -> int:
         """The Winsock outcome of an attempt whose socket reported errno *code*.

@@ -224,6 +224,11 @@ def connect_finished(rec: Any, error: int, synchronous: bool) -> None:
         rec.state = next_state(rec.state, ConnectSucceeded)
         rec.connect_error = 0
         rec.so_error = 0
+        if rec.mode == MODE_NONE and rec.observer is None and rec.errors is None:
+            # Nobody registered or watching: both events only enter the record. What
+            # fire() would do, without its two calls (a blocking connect's hot path).
+            rec.recorded |= FD_CONNECT | FD_WRITE
+            return
         if rec.observer is not None:
             rec.observer.state_changed(rec)
         fire(rec, FD_CONNECT, FD_CONNECT_BIT, 0)

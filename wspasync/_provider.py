@@ -59,7 +59,7 @@ from ._engine import WATCH_EVENTS, ConnectTiming, Engine, SocketRecord
 from ._boxes import Scratch, fail, is_int, read_bytes, set_count, set_errno, write_out
 from ._errors import WSAError
 from ._options import OPTIONS, apply_os, decode_linger, encode_linger, read_os
-from ._sockaddr import SockAddr, write_sockaddr
+from ._sockaddr import SockAddr, known_sockaddr, write_sockaddr
 from ._state import IllegalTransition, State
 from ._structs import QOS, FdSet, ProtocolInfo, TimeVal, WSABuf, WSANetworkEvents
 from ._transfer import TransferMixin
@@ -191,9 +191,14 @@ class Provider(TransferMixin):
                     lpProtocolInfo.iSocketType,
                     lpProtocolInfo.iProtocol,
                 )
-            if not (is_int(af) and is_int(type) and is_int(protocol)):
+            # (``type`` is the WSPSocket argument here, hence __class__ for the usual
+            # plain ints before the general is_int.)
+            if not (
+                (af.__class__ is int and type.__class__ is int and protocol.__class__ is int)
+                or (is_int(af) and is_int(type) and is_int(protocol))
+            ):
                 raise WSAError(E.WSAEINVAL)
-            if g not in (0, None) or not (is_int(dwFlags) or dwFlags is None):
+            if g not in (0, None) or not (dwFlags.__class__ is int or is_int(dwFlags) or dwFlags is None):
                 raise WSAError(E.WSAEINVAL)
             if af not in (AF_INET, AF_INET6):
                 raise WSAError(E.WSAEAFNOSUPPORT)
@@ -286,8 +291,32 @@ class Provider(TransferMixin):
         ends at once in the caller's thread without building a coroutine (issue 4's
         cost bar; _sync.SyncProvider.WSPConnect).
         """
+        rec = self._sockets.get(s) if type(s) is int else None  # _lookup, inlined
+        if (
+            rec is not None
+            and not rec.nonblocking
+            and not rec.busy
+            and rec.type == SOCK_STREAM
+            and lpCallerData is None
+            and lpCalleeData is None
+            and lpSQOS is None
+            and lpGQOS is None
+        ):
+            # A blocking stream socket, no connect data or QOS, a name seen before: the
+            # checks below all pass, and the engine may do it in one step.
+            addr = known_sockaddr(name, namelen)
+            if addr is not None and addr.family == rec.family:
+                try:
+                    error = self._engine.connect_blocking(rec, addr)
+                except WSAError as exc:
+                    return fail(lpErrno, exc.code)
+                if error is not None:
+                    if error < 0:
+                        return rec
+                    return fail(lpErrno, error) if error else 0
         try:
-            rec = self._lookup(s)
+            if rec is None or self._closed:
+                rec = self._lookup(s)  # raises the refusal
             if rec.type != SOCK_STREAM:
                 if lpGQOS is not None:
                     raise WSAError(E.WSAEINVAL)
@@ -859,11 +888,9 @@ class Provider(TransferMixin):
     def WSPCloseSocket(self, s: Any, lpErrno: Any) -> int:
         """0, or SOCKET_ERROR with WSAENOTSOCK. Cancels the registration and posts
         nothing; a blocking call in progress on *s* returns WSAEINTR."""
-        try:
-            rec = self._lookup(s)
-        except WSAError as exc:
-            return fail(lpErrno, exc.code)
-        del self._sockets[s]
+        rec = self._sockets.pop(s, None) if type(s) is int else None
+        if rec is None:
+            return fail(lpErrno, E.WSANOTINITIALISED if self._closed else E.WSAENOTSOCK)
         self._engine.close(rec)
         return 0
 

@@ -135,6 +135,14 @@ _DECODED: dict[bytes, SockAddr] = {}
 _DECODED_MAX = 4096
 
 
+def known_sockaddr(data: Any, namelen: Any) -> SockAddr | None:
+    """The address that bytes *data* decoded to before, when *namelen* is exactly
+    their length (so :meth:`SockAddr.from_bytes` would return it); else None."""
+    if type(data) is bytes and type(namelen) is int and namelen == len(data):
+        return _DECODED.get(data)
+    return None
+
+
 def _remember(data: bytes, addr: SockAddr) -> None:
     if len(_DECODED) >= _DECODED_MAX:
         _DECODED.clear()
@@ -168,7 +176,9 @@ class SockAddr:
         if type(data) is bytes and type(namelen) is int:
             # Connect storms pass the same name again and again: decode it once.
             hit = _DECODED.get(data)
-            if hit is not None and hit.size <= namelen <= len(data):
+            # A name decoded before fits in its own bytes: namelen == len(data) is
+            # enough; a shorter namelen must still cover the family's size.
+            if hit is not None and (namelen == len(data) or hit.size <= namelen < len(data)):
                 return hit
         if not isinstance(namelen, int):
             raise WSAError(WSAEFAULT)

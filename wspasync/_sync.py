@@ -23,16 +23,28 @@ Provider is not thread-safe, so every touch of it happens under one lock, the *g
   loop's ready queue and timer heap. Registering readers/writers from the caller's
   thread is an ``epoll_ctl`` plus a dict store, both safe against a concurrent
   ``epoll_wait``; a key that went stale between the two is harmless because asyncio
-  cancels a removed handle and skips cancelled handles. Work a fast path queued on
+  cancels a removed handle and skips cancelled handles. Work a fast path queues on
   the loop (``call_soon``, a new timer) would wait for the next wake-up of a loop
-  asleep with an old timeout, so such a call ends by waking the loop.
+  asleep with an old timeout, so the loop (a ``SelectorEventLoop`` subclass) wakes
+  itself when anyone but its own thread queues work.
 * Fairness: the loop thread raises a flag while it waits for the gate after
   ``select()``; callers that see it hop through the loop's queue instead of grabbing
   the gate again, so a thread hammering fast calls cannot starve the loop.
-* The hop path: uvloop runs libuv, whose poll cannot be wrapped and whose handles are
-  not thread-safe; asyncio in debug mode checks that loop methods run on the loop
-  thread. In both cases every call goes to the loop thread
-  (``run_coroutine_threadsafe`` / ``call_soon_threadsafe``) and the caller waits.
+* uvloop: libuv's poll cannot be wrapped, so the gate is taken the other way round.
+  The loop is a :class:`uvloop.Loop` subclass that wraps every callback it is given
+  (``call_soon``, timers, readers, writers -- which is also how Task steps and future
+  callbacks arrive) so that each one runs holding the gate; between callbacks, and
+  while libuv polls, the loop thread holds nothing. libuv's handles are not
+  thread-safe, so what a caller's thread asks of the loop is queued for the loop
+  thread instead: ``call_soon`` becomes ``call_soon_threadsafe`` (which also wakes the
+  loop), timers and reader/writer changes are applied by the loop thread a moment
+  later (a timer handle stands in until then), ``time()`` reads the monotonic clock;
+  and a descriptor that had a reader or writer is closed through the loop after its
+  removal (``Engine.close_through_loop``). The fast path is then the same as asyncio's.
+* The hop path: asyncio in debug mode checks that loop methods run on the loop
+  thread, so there every call goes to the loop thread (``run_coroutine_threadsafe`` /
+  ``call_soon_threadsafe``) and the caller waits; so does a caller that finds the loop
+  thread waiting for the gate.
 
 Calls made *on* the loop thread (from a WSPAccept condition function, say) run
 directly; a coroutine method there cannot block the loop and answers WSAEINPROGRESS
@@ -52,6 +64,7 @@ import asyncio
 import concurrent.futures
 import selectors
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any
 
@@ -72,7 +85,7 @@ __all__ = ["SyncProvider"]
 E = ErrorCode
 _LOOPS = ("asyncio", "uvloop")
 _get_ident = threading.get_ident
-_PROVIDER_CONNECT = Provider.WSPConnect
+_monotonic = time.monotonic
 
 
 class _Gate:
@@ -101,6 +114,154 @@ class _GatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type
             gate.wants = True
             gate.lock.acquire()
             gate.wants = False
+
+
+class _GatedSelectorLoop(asyncio.SelectorEventLoop):
+    """asyncio's selector loop, woken when a caller's thread queues work on it.
+
+    A caller's fast path runs while the loop thread sleeps in select() with a timeout
+    computed before: a callback it queues (``call_soon``: a future's done callbacks, a
+    batched delivery) or a timer it arms would wait for that old timeout. From any
+    thread but the loop's, ``call_soon`` is therefore ``call_soon_threadsafe`` and
+    ``call_at`` (``call_later`` goes through it) also wakes the loop.
+    """
+
+    owner = 0  # the loop thread's ident, set when it starts
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+        if _get_ident() != self.owner:
+            return self.call_soon_threadsafe(callback, *args, context=context)
+        return super().call_soon(callback, *args, context=context)
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+        handle = super().call_at(when, callback, *args, context=context)
+        if _get_ident() != self.owner:
+            self.call_soon_threadsafe(_noop)
+        return handle
+
+
+def _gated_call(gate: _Gate, callback: Callable[..., Any], *args: Any) -> Any:
+    """Run a loop callback holding the gate (uvloop); see the module docstring."""
+    lock = gate.lock
+    if not lock.acquire(False):
+        gate.wants = True  # callers that see it hop, so they cannot starve the loop
+        lock.acquire()
+        gate.wants = False
+    try:
+        return callback(*args)
+    finally:
+        lock.release()
+
+
+class _QueuedTimer:
+    """The handle a caller's thread gets for a uvloop timer the loop thread arms later."""
+
+    __slots__ = ("_loop", "_when", "_handle", "_cancelled")
+
+    def __init__(self, loop: Any, when: float) -> None:
+        self._loop = loop
+        self._when = when
+        self._handle: asyncio.TimerHandle | None = None
+        self._cancelled = False
+
+    def arm(self, callback: Callable[..., Any], args: tuple[Any, ...], context: Any) -> None:
+        if not self._cancelled:  # runs on the loop thread, holding the gate
+            self._handle = self._loop.call_at(self._when, callback, *args, context=context)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        handle = self._handle
+        if handle is not None:
+            if _get_ident() == self._loop.owner:
+                handle.cancel()
+            else:
+                self._loop.call_soon_threadsafe(handle.cancel)
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def when(self) -> float:
+        return self._when
+
+
+_GATED_UVLOOP: Any = None
+
+
+def _gated_uvloop(gate: _Gate) -> asyncio.AbstractEventLoop:
+    """A uvloop loop whose callbacks run holding *gate*; callers' requests are queued.
+
+    Defined on first use, so that importing wspasync does not import uvloop.
+    """
+    global _GATED_UVLOOP
+    if _GATED_UVLOOP is None:
+        import uvloop
+
+        class GatedLoop(uvloop.Loop):  # type: ignore[misc]
+            # (uvloop's constructor takes no arguments: gate and owner are set after.)
+            gate: _Gate
+            owner = 0  # the loop thread's ident, set when it starts
+
+            def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    return self.call_soon_threadsafe(callback, *args, context=context)
+                return super().call_soon(_gated_call, self.gate, callback, *args, context=context)
+
+            def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+                return super().call_soon_threadsafe(
+                    _gated_call, self.gate, callback, *args, context=context
+                )
+
+            def call_later(self, delay: float, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    return self._queue_timer(self.time() + delay, callback, args, context)
+                return super().call_later(
+                    delay, _gated_call, self.gate, callback, *args, context=context
+                )
+
+            def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    return self._queue_timer(when, callback, args, context)
+                # uvloop's call_at goes through self.call_later, which wraps.
+                return super().call_at(when, callback, *args, context=context)
+
+            def _queue_timer(self, when: float, callback: Any, args: Any, context: Any) -> Any:
+                timer = _QueuedTimer(self, when)
+                self.call_soon_threadsafe(timer.arm, callback, args, context)
+                return timer
+
+            def time(self) -> float:
+                if _get_ident() != self.owner:
+                    return _monotonic()  # libuv's cached loop time belongs to its thread
+                return super().time()  # type: ignore[no-any-return]
+
+            def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    self.call_soon_threadsafe(self.add_reader, fd, callback, *args)
+                    return
+                super().add_reader(fd, _gated_call, self.gate, callback, *args)
+
+            def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    self.call_soon_threadsafe(self.add_writer, fd, callback, *args)
+                    return
+                super().add_writer(fd, _gated_call, self.gate, callback, *args)
+
+            def remove_reader(self, fd: Any) -> Any:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    self.call_soon_threadsafe(self.remove_reader, fd)
+                    return True
+                return super().remove_reader(fd)  # type: ignore[func-returns-value]
+
+            def remove_writer(self, fd: Any) -> Any:  # type: ignore[override]
+                if _get_ident() != self.owner:
+                    self.call_soon_threadsafe(self.remove_writer, fd)
+                    return True
+                return super().remove_writer(fd)  # type: ignore[func-returns-value]
+
+        _GATED_UVLOOP = GatedLoop
+    loop = _GATED_UVLOOP()
+    loop.gate = gate
+    return loop  # type: ignore[no-any-return]
 
 
 class _Resume:
@@ -189,20 +350,11 @@ class SyncProvider:
         self._gate = gate = _Gate()
         self._lock = gate.lock
         if loop == "uvloop":
-            import uvloop
-
-            self._loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            self._fast = False
+            self._loop: asyncio.AbstractEventLoop = _gated_uvloop(gate)
         else:
-            self._loop = asyncio.SelectorEventLoop(_GatedSelector(gate))
-            # The fast path needs the loop's ready queue and timer heap to tell whether a
-            # call queued work (asyncio internals, 3.11-3.13); without them, or in debug
-            # mode, every call hops.
-            self._fast = (
-                not self._loop.get_debug()
-                and hasattr(self._loop, "_ready")
-                and hasattr(self._loop, "_scheduled")
-            )
+            self._loop = _GatedSelectorLoop(_GatedSelector(gate))
+        # In debug mode loop methods must run on the loop thread: every call hops.
+        self._fast = not self._loop.get_debug()
         self._closed = False
         self._provider: Provider | None = None
         self._thread_id = 0
@@ -218,14 +370,16 @@ class SyncProvider:
     def _run(self, version: int, started: concurrent.futures.Future[None]) -> None:
         loop = self._loop
         self._thread_id = threading.get_ident()
-        # asyncio: the loop thread holds the gate except inside select(). uvloop: calls
-        # hop to the loop thread, which is then the only one touching the provider.
+        # asyncio: the loop thread holds the gate except inside select(). uvloop: it
+        # holds it inside each callback (GatedLoop); callers' requests are queued.
         gated = self.loop_name == "asyncio"
+        loop.owner = self._thread_id  # type: ignore[attr-defined]
         if gated:
             self._lock.acquire()
         try:
             try:
                 self._provider = loop.run_until_complete(_make_provider(version))
+                self._provider._engine.close_through_loop = not gated
             except BaseException as exc:
                 loop.close()
                 started.set_exception(exc)
@@ -301,27 +455,21 @@ class SyncProvider:
     # The fast paths below are written out inline, not as helpers taking closures: they
     # run on every call, and a blocking connect must stay within 1.5x of a plain
     # socket.connect (issue 4; benchmarks/sync_connect.py). Each one is: take the gate,
-    # note the lengths of the loop's ready queue and timer heap, run the call, and wake
-    # the loop if either changed (work queued for a loop asleep with an old timeout).
-    # On the loop thread itself the gate (an RLock) is already held and the call simply
-    # runs, as it must from a callback. acquire()/try/finally rather than ``with``: the
+    # run the call (the loop wakes itself for work the call queued on it). On the loop
+    # thread itself the gate (an RLock) is already held and the call simply runs, as it
+    # must from a callback. acquire()/try/finally rather than ``with``: the
     # with-statement's __enter__/__exit__ calls cost about twice as much.
 
     def _plain(self, name: str, args: tuple[Any, ...], lpErrno: Any, failure: int) -> Any:
         """Run Provider.<name>(*args), a plain method, under the gate."""
         if self._fast and not self._gate.wants:
-            loop: Any = self._loop
             lock = self._lock
             lock.acquire()
             try:
                 if self._closed:
                     return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-                ready, timers = len(loop._ready), len(loop._scheduled)
                 # getattr, not Provider.<name>: a Trace wraps methods on the instance.
-                result = getattr(self._provider, name)(*args)
-                if len(loop._ready) != ready or len(loop._scheduled) != timers:
-                    loop.call_soon_threadsafe(_noop)
-                return result
+                return getattr(self._provider, name)(*args)
             finally:
                 lock.release()
         if self._closed:
@@ -337,15 +485,10 @@ class SyncProvider:
         if self._on_loop_thread():
             return fn()
         if self._fast and not self._gate.wants:
-            loop: Any = self._loop
             with self._lock:
                 if self._closed:
                     return closed()
-                ready, timers = len(loop._ready), len(loop._scheduled)
-                result = fn()
-                if len(loop._ready) != ready or len(loop._scheduled) != timers:
-                    loop.call_soon_threadsafe(_noop)
-                return result
+                return fn()
         cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:
             if self._closed:
@@ -363,15 +506,11 @@ class SyncProvider:
         if _get_ident() == self._thread_id:
             return _refuse(lpErrno, E.WSAEINPROGRESS, failure)
         if self._fast and not self._gate.wants:
-            loop: Any = self._loop
             with self._lock:
                 if self._closed:
                     return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-                ready, timers = len(loop._ready), len(loop._scheduled)
                 cf, result = self._step_here(getattr(self._provider, name)(*args))
                 if cf is None:
-                    if len(loop._ready) != ready or len(loop._scheduled) != timers:
-                        loop.call_soon_threadsafe(_noop)
                     return result
             return self._wait(cf, lpErrno, failure)
         with self._lock:
@@ -511,6 +650,17 @@ class SyncProvider:
         """A new blocking socket handle, or INVALID_SOCKET with the codes of
         :meth:`Provider.WSPSocket` (WSAEAFNOSUPPORT, WSAESOCKTNOSUPPORT,
         WSAEPROTONOSUPPORT, WSAEINVAL, WSAEMFILE, WSAENOBUFS, WSANOTINITIALISED)."""
+        if self._fast and not self._gate.wants:  # _plain, inlined: a third of the cycle
+            lock = self._lock
+            lock.acquire()
+            try:
+                if self._closed:
+                    return _refuse(lpErrno, E.WSANOTINITIALISED, INVALID_SOCKET)
+                return self._provider.WSPSocket(  # type: ignore[union-attr]
+                    af, type, protocol, lpProtocolInfo, g, dwFlags, lpErrno
+                )
+            finally:
+                lock.release()
         return self._plain(  # type: ignore[no-any-return]
             "WSPSocket", (af, type, protocol, lpProtocolInfo, g, dwFlags, lpErrno), lpErrno, INVALID_SOCKET
         )
@@ -601,6 +751,15 @@ class SyncProvider:
     def WSPCloseSocket(self, s: Any, lpErrno: Any) -> int:
         """0, or SOCKET_ERROR with WSAENOTSOCK / WSANOTINITIALISED. A blocking call in
         progress on *s* in another thread returns WSAEINTR."""
+        if self._fast and not self._gate.wants:  # _plain, inlined: a third of the cycle
+            lock = self._lock
+            lock.acquire()
+            try:
+                if self._closed:
+                    return _refuse(lpErrno, E.WSANOTINITIALISED, SOCKET_ERROR)
+                return self._provider.WSPCloseSocket(s, lpErrno)  # type: ignore[union-attr]
+            finally:
+                lock.release()
         return self._plain("WSPCloseSocket", (s, lpErrno), lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
 
     def WSPCancelBlockingCall(self, lpErrno: Any) -> int:
@@ -637,10 +796,10 @@ class SyncProvider:
         if (
             not self._fast
             or self._gate.wants
-            # A Trace wraps WSPConnect on the instance: then call that, the generic way.
-            # (Not ``in provider.__dict__``: materialising an instance's __dict__ makes
-            # every later attribute read on it slower.)
-            or getattr(provider.WSPConnect, "__func__", None) is not _PROVIDER_CONNECT
+            # An attached Trace (it sets the engine's observer) wraps WSPConnect on the
+            # instance: then call that, the generic way.
+            or provider._engine.observer is not None
+            or _get_ident() == self._thread_id  # on the loop: WSAEINPROGRESS, there
         ):
             args = (s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno)
             return self._blocking("WSPConnect", args, lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
@@ -648,23 +807,15 @@ class SyncProvider:
         # await is a plain method, so a connect that ends at once (the usual loopback
         # case, refusals, nonblocking sockets) runs here without a coroutine; only an
         # attempt still in progress starts one, exactly as _blocking would.
-        if self._closed:
-            return _refuse(lpErrno, E.WSANOTINITIALISED, SOCKET_ERROR)
-        if _get_ident() == self._thread_id:
-            return _refuse(lpErrno, E.WSAEINPROGRESS, SOCKET_ERROR)
-        loop: Any = self._loop
         lock = self._lock
         lock.acquire()
         try:
             if self._closed:
                 return _refuse(lpErrno, E.WSANOTINITIALISED, SOCKET_ERROR)
-            ready, timers = len(loop._ready), len(loop._scheduled)
             outcome = provider._connect_now(
                 s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno
             )
             if type(outcome) is int:
-                if len(loop._ready) != ready or len(loop._scheduled) != timers:
-                    loop.call_soon_threadsafe(_noop)
                 return outcome
             cf, result = self._step_here(provider._connect_wait(outcome, lpErrno))
             if cf is None:  # (it always suspends: the attempt is in progress)
