@@ -331,28 +331,96 @@ def test_select_from_a_plain_thread(sp, listener):
     assert sp.WSPCloseSocket(s, err) == 0
 
 
-def test_calls_from_a_callback_on_the_loop_thread(sp):
-    """A condition function runs on the loop thread: plain calls work there, blocking
-    ones answer WSAEINPROGRESS (the provider is processing a callback)."""
-    lst, port = make_listener(sp, backlog=64)
-    seen: dict = {}
+def _callback_probe(sp, seen: dict):
+    """A condition function that records its thread and what SyncProvider calls
+    answer from inside it."""
 
     def condition(caller_id, caller_data, sqos, gqos, callee_id, callee_data, g, data):
+        seen["thread"] = threading.get_ident()
         err = Errno()
         seen["socket"] = sp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err)
         blocked = Errno()
         seen["connect"] = (sp.WSPConnect(seen["socket"], b"", 0, None, None, None, None, blocked), blocked.value)
+        # The waiting helpers cannot wait for the loop while the gate is held: they
+        # answer at once.
+        seen["get_message"] = sp.get_message(Window(), 5)
+        seen["wait"] = sp.wait_for_multiple_events([WSAEvent()], False, 5000)
         return 0  # CF_ACCEPT
 
+    return condition
+
+
+def _check_probe(sp, seen: dict) -> None:
+    assert seen["socket"] != INVALID_SOCKET
+    assert seen["connect"] == (SOCKET_ERROR, WSAEINPROGRESS)
+    assert seen["get_message"] is None
+    assert seen["wait"] == WSA_WAIT_FAILED
+    assert sp.WSPCloseSocket(seen["socket"], Errno()) == 0
+
+
+def test_callback_inside_the_call_when_a_connection_is_queued(sp):
+    """A connection already queued: WSPAccept runs the condition function in the
+    calling thread, as WSAAccept does on Windows. Plain calls work there, blocking ones
+    answer WSAEINPROGRESS (the provider is processing a callback)."""
+    lst, port = make_listener(sp, backlog=64)
     c = tcp(sp)
     err = Errno()
     assert _connect(sp, c, port, err) == 0
-    a = sp.WSPAccept(lst, None, None, condition, 0, err)
+    # Until the listener is readable: the connection is queued.
+    assert sp.WSPSelect(0, FdSet([lst]), None, None, TimeVal(5, 0), err) == 1
+    seen: dict = {}
+    a = sp.WSPAccept(lst, None, None, _callback_probe(sp, seen), 0, err)
     assert a != INVALID_SOCKET, err
-    assert seen["socket"] != INVALID_SOCKET
-    assert seen["connect"] == (SOCKET_ERROR, WSAEINPROGRESS)
-    for h in (a, c, lst, seen["socket"]):
+    assert seen["thread"] == threading.get_ident()
+    _check_probe(sp, seen)
+    for h in (a, c, lst):
         assert sp.WSPCloseSocket(h, Errno()) == 0
+
+
+def test_callback_on_the_loop_thread_when_the_connection_comes_later(sp):
+    """WSPAccept waiting: the condition function runs on the loop thread when the
+    connection arrives, with the same answers from inside it."""
+    lst, port = make_listener(sp, backlog=64)
+    seen: dict = {}
+    out: list[int] = []
+    accepter = threading.Thread(
+        target=lambda: out.append(sp.WSPAccept(lst, None, None, _callback_probe(sp, seen), 0, Errno()))
+    )
+    accepter.start()
+    _wait_blocking(sp)
+    c = tcp(sp)
+    assert _connect(sp, c, port, Errno()) == 0
+    accepter.join(10)
+    assert not accepter.is_alive()
+    assert out and out[0] != INVALID_SOCKET
+    assert seen["thread"] == sp._thread_id
+    _check_probe(sp, seen)
+    for h in (out[0], c, lst):
+        assert sp.WSPCloseSocket(h, Errno()) == 0
+
+
+def test_close_from_inside_a_callback_returns_and_the_thread_ends():
+    """close() from a condition function cannot wait for the loop (the callback holds
+    the gate): it returns at once, and the shutdown finishes after the callback."""
+    before = set(threading.enumerate())
+    sp = SyncProvider()
+    lst, port = make_listener(sp, backlog=8)
+    c = tcp(sp)
+    err = Errno()
+    assert _connect(sp, c, port, err) == 0
+    assert sp.WSPSelect(0, FdSet([lst]), None, None, TimeVal(5, 0), err) == 1
+
+    def condition(*_args):
+        sp.close()
+        return 0
+
+    sp.WSPAccept(lst, None, None, condition, 0, err)
+    assert sp.closed
+    sp._thread.join(10)
+    assert not sp._thread.is_alive()
+    assert set(threading.enumerate()) <= before
+    assert sp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err) == INVALID_SOCKET
+    assert err.value == WSANOTINITIALISED
 
 
 def test_context_manager_closes_every_socket():

@@ -46,10 +46,13 @@ Provider is not thread-safe, so every touch of it happens under one lock, the *g
   ``call_soon_threadsafe``) and the caller waits; so does a caller that finds the loop
   thread waiting for the gate.
 
-Calls made *on* the loop thread (from a WSPAccept condition function, say) run
-directly; a coroutine method there cannot block the loop and answers WSAEINPROGRESS
-("the service provider is still processing a callback function", Windows Sockets
-error codes page).
+Calls made from inside a provider callback (a WSPAccept condition function) hold the
+gate already, in whichever thread the callback runs: the calling thread when the
+accept completes at once -- as on Windows, where the condition function runs inside
+WSAAccept -- else the loop thread. Plain methods run there directly; a blocking one
+answers WSAEINPROGRESS ("the service provider is still processing a callback
+function", Windows Sockets error codes page) and the waiting helpers answer at once:
+nothing may wait for the loop while holding the gate the loop needs.
 
 ``close()`` refuses new calls, runs WSPCleanup on the loop (every blocking call in
 progress returns WSAEINTR, every socket closes), lets the interrupted calls return,
@@ -348,7 +351,7 @@ class SyncProvider:
         self.version = version
         self.loop_name = loop
         self._gate = gate = _Gate()
-        self._lock = gate.lock
+        self._lock: Any = gate.lock  # a threading.RLock (its _is_owned() is used)
         if loop == "uvloop":
             self._loop: asyncio.AbstractEventLoop = _gated_uvloop(gate)
         else:
@@ -415,17 +418,18 @@ class SyncProvider:
         """Close every socket and end the loop thread; later WSP calls fail with
         WSANOTINITIALISED. Idempotent; returns None. Blocking calls in progress
         return SOCKET_ERROR (INVALID_SOCKET) with WSAEINTR."""
+        nested = self._lock._is_owned()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if threading.get_ident() == self._thread_id:
-                # Called from a callback on the loop itself: it cannot wait for itself.
-                self._loop.create_task(self._shutdown()).add_done_callback(
-                    lambda _t: self._loop.stop()
-                )
-                return
             done = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            if nested:
+                # Called from a callback (holding the gate): waiting here would wait for
+                # the loop, which needs the gate. The shutdown runs when the callback
+                # returns and the loop thread then ends by itself.
+                done.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self._loop.stop))
+                return
         try:
             done.result()
         finally:
@@ -448,9 +452,6 @@ class SyncProvider:
         return f"<SyncProvider {self.loop_name} version=0x{self.version:04X} {state}>"
 
     # -- dispatch ------------------------------------------------------------------
-
-    def _on_loop_thread(self) -> bool:
-        return _get_ident() == self._thread_id
 
     # The fast paths below are written out inline, not as helpers taking closures: they
     # run on every call, and a blocking connect must stay within 1.5x of a plain
@@ -482,8 +483,8 @@ class SyncProvider:
 
     def _call(self, fn: Callable[[], Any], closed: Callable[[], Any], cancelled: Callable[[], Any]) -> Any:
         """fn() with the provider to itself: directly under the gate, or on the loop."""
-        if self._on_loop_thread():
-            return fn()
+        if self._lock._is_owned():
+            return fn()  # from a callback: the gate is held already
         if self._fast and not self._gate.wants:
             with self._lock:
                 if self._closed:
@@ -503,8 +504,8 @@ class SyncProvider:
         """Run Provider.<name>(*args), a coroutine method, to its end."""
         if self._closed:
             return _refuse(lpErrno, E.WSANOTINITIALISED, failure)
-        if _get_ident() == self._thread_id:
-            return _refuse(lpErrno, E.WSAEINPROGRESS, failure)
+        if self._lock._is_owned():
+            return _refuse(lpErrno, E.WSAEINPROGRESS, failure)  # from a callback
         if self._fast and not self._gate.wants:
             with self._lock:
                 if self._closed:
@@ -551,7 +552,13 @@ class SyncProvider:
             raise
 
     def _on_loop(self, coro_fn: Callable[[], Coroutine[Any, Any, Any]], closed_answer: Any) -> Any:
-        """Run a helper coroutine on the loop thread and wait for it."""
+        """Run a helper coroutine on the loop thread and wait for it.
+
+        Called from a callback (the gate held) it cannot wait for the loop: it answers
+        *closed_answer* at once, as a blocking WSP method there answers WSAEINPROGRESS.
+        """
+        if self._lock._is_owned():
+            return closed_answer
         with self._lock:
             if self._closed:
                 return closed_answer
@@ -610,8 +617,9 @@ class SyncProvider:
         *timeout_s* seconds (None: forever) for one to be posted.
 
         Returns the :class:`Message`, or None when the time passed, the provider was
-        closed, or *window* is not a Window. ``window.peek_message()`` never waits and
-        is safe from any thread.
+        closed, *window* is not a Window, or no message was queued and this is a call
+        from inside a callback (a condition function), which cannot wait.
+        ``window.peek_message()`` never waits and is safe from any thread.
         """
         if not isinstance(window, Window):
             return None
@@ -635,8 +643,9 @@ class SyncProvider:
         Returns ``WSA_WAIT_EVENT_0 + i`` for the lowest signalled index *i* (with
         *wait_all*, once all are signalled), ``WSA_WAIT_TIMEOUT`` when *timeout_ms*
         (``WSA_INFINITE``: never) passes first, ``WSA_WAIT_FAILED`` for bad arguments
-        (see :func:`wspasync.wait_for_multiple_events`) or a closed provider. The events
-        are manual-reset: they stay signalled.
+        (see :func:`wspasync.wait_for_multiple_events`), a closed provider, or a call
+        from inside a callback (a condition function), which cannot wait. The
+        events are manual-reset: they stay signalled.
         """
         return self._on_loop(  # type: ignore[no-any-return]
             lambda: wait_for_multiple_events(events, wait_all, timeout_ms), WSA_WAIT_FAILED
@@ -799,7 +808,7 @@ class SyncProvider:
             # An attached Trace (it sets the engine's observer) wraps WSPConnect on the
             # instance: then call that, the generic way.
             or provider._engine.observer is not None
-            or _get_ident() == self._thread_id  # on the loop: WSAEINPROGRESS, there
+            or self._lock._is_owned()  # from a callback: WSAEINPROGRESS, there
         ):
             args = (s, name, namelen, lpCallerData, lpCalleeData, lpSQOS, lpGQOS, lpErrno)
             return self._blocking("WSPConnect", args, lpErrno, SOCKET_ERROR)  # type: ignore[no-any-return]
@@ -829,8 +838,9 @@ class SyncProvider:
     ) -> int:
         """A new connected socket handle, waiting for a connection on a blocking
         listener, or INVALID_SOCKET with the codes of :meth:`Provider.WSPAccept`
-        (WSAEINTR when cancelled; the listener stays good). *lpfnCondition* runs on the
-        loop thread."""
+        (WSAEINTR when cancelled; the listener stays good). *lpfnCondition* runs in
+        this thread when a connection is already queued, else on the loop thread; from
+        inside it, blocking methods answer WSAEINPROGRESS."""
         args = (s, addr, addrlen, lpfnCondition, dwCallbackData, lpErrno)
         return self._blocking("WSPAccept", args, lpErrno, INVALID_SOCKET)  # type: ignore[no-any-return]
 
