@@ -117,16 +117,6 @@ def test_a_timer_cancelled_before_the_loop_armed_it_never_fires(usp):
     assert fired == []
 
 
-def test_caller_thread_reads_a_monotonic_loop_time(usp):
-    """A caller's thread never reads libuv's cached clock; both clocks agree closely."""
-    outside = usp._loop.time()
-    inside: list[float] = []
-    done = threading.Event()
-    usp._loop.call_soon_threadsafe(lambda: (inside.append(usp._loop.time()), done.set()))
-    assert done.wait(5)
-    assert abs(inside[0] - outside) < 1.0
-
-
 def _nonblocking(sp: SyncProvider, s: int) -> None:
     sp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno())
 
