@@ -128,7 +128,7 @@ def os_connect(sock: socket.socket, addr: SockAddr) -> int:
     for every EINPROGRESS, which costs more than the rest of a loopback connect's
     Python work put together.
     """
-    code = sock.connect_ex(addr.to_os())
+    code = sock.connect_ex(addr.os)
     if code == _errno.EINPROGRESS or code == _errno.EINTR:
         return handshake_outcome(sock)
     if code and code not in _ASYNC_OUTCOMES:
@@ -636,7 +636,7 @@ class Engine(_DataWatching):
             (state is not State.UNBOUND and state is not State.BOUND)
             or self.faults
             or rec.observer is not None
-            or addr.is_zero_address
+            or addr.unspecified
         ):
             return None
         rec.attempt += 1

@@ -162,6 +162,18 @@ class SockAddr:
     port: int
     flowinfo: int = 0
     scope_id: int = 0
+    # Derived once, at construction: a decoded name is reused by every connect to it
+    # (the decode cache), and these are read on the connect path.
+    os: tuple = attrs.field(init=False, eq=False, repr=False)  # what to_os() returns
+    unspecified: bool = attrs.field(init=False, eq=False, repr=False)  # is_zero_address
+
+    def __attrs_post_init__(self) -> None:
+        if self.family == AF_INET:
+            os_addr: tuple = (self.host, self.port)
+        else:
+            os_addr = (self.host, self.port, self.flowinfo & _FLOW_LABEL_MASK, self.scope_id)
+        object.__setattr__(self, "os", os_addr)
+        object.__setattr__(self, "unspecified", self.host == "0.0.0.0" or self.host == "::")
 
     @classmethod
     def from_bytes(cls, data: Any, namelen: Any) -> SockAddr:
@@ -241,10 +253,7 @@ class SockAddr:
         ``(host, port)``, or ``(host, port, flowinfo, scope_id)`` with
         flowinfo cut to the 20-bit flow label Python accepts.
         """
-        if self.family == AF_INET:
-            return (self.host, self.port)
-        return (self.host, self.port, self.flowinfo & _FLOW_LABEL_MASK,
-                self.scope_id)
+        return self.os
 
     @property
     def size(self) -> int:
@@ -254,7 +263,7 @@ class SockAddr:
     @property
     def is_zero_address(self) -> bool:
         """True for 0.0.0.0 and ::, the unspecified ("any") addresses."""
-        return self.host == "0.0.0.0" or self.host == "::"
+        return self.unspecified
 
     @property
     def is_broadcast(self) -> bool:
