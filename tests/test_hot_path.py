@@ -28,6 +28,7 @@ from wspasync._sockaddr import SockAddr
 from wspasync._state import State
 from wspasync._trace import Trace
 from wspasync.testing import settle
+from wsp_support import select, tcp, wait_blocking_calls, wait_until
 
 E = ErrorCode
 
@@ -98,10 +99,7 @@ def test_sync_pending_connect_still_blocks_and_cancels(pending_listener):
             target=lambda: out.append(sp.WSPConnect(s, name, 16, None, None, None, None, err))
         )
         worker.start()
-        for _ in range(2000):
-            if sp.blocking_calls():
-                break
-            threading.Event().wait(0.005)
+        wait_blocking_calls(sp)
         assert sp.blocking_calls() == 1
         assert sp.WSPCancelBlockingCall(Errno()) == 0
         worker.join(5)
@@ -150,8 +148,6 @@ def _snapshot(wsp, s: int, rc: int, err: Errno, attempt_before: int) -> dict:
 
 
 async def _scenario(wsp, name: str, ports: dict[str, int]) -> dict:
-    from wsp_support import select, tcp
-
     err = Errno()
     s = tcp(wsp)
     target = sockaddr_in("127.0.0.1", ports["refused" if name == "refused" else "listener"])
@@ -214,8 +210,6 @@ async def test_one_step_blocking_connect_matches_the_general_path(wsp, scenario,
 async def test_one_step_blocking_connect_in_flight_is_cancellable(wsp, pending_listener):
     """The lane leaves an attempt the kernel has not finished to the general machinery:
     the writer is armed, the call waits, and WSPCancelBlockingCall ends it."""
-    from wsp_support import tcp, wait_until
-
     s = tcp(wsp)
     name = sockaddr_in(*pending_listener.getsockname())
     SockAddr.from_bytes(name, 16)

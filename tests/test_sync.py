@@ -46,7 +46,7 @@ from wspasync import (
     Window,
     sockaddr_in,
 )
-from wsp_support import make_listener, nonblocking, tcp
+from wsp_support import make_listener, nonblocking, tcp, wait_blocking_calls
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,17 +67,11 @@ def _connect(sp, s: int, port: int, err: Errno) -> int:
     return sp.WSPConnect(s, sockaddr_in("127.0.0.1", port), 16, None, None, None, None, err)
 
 
-def _wait_blocking(sp, n: int = 1) -> None:
-    """Until *n* blocking calls (made by other threads) are waiting (bounded)."""
-    deadline = time.monotonic() + 5
-    while sp.blocking_calls() < n:
-        assert time.monotonic() < deadline, "the blocking calls never started"
-        time.sleep(0.001)
 
 
 def _cancel_until_found(sp) -> None:
     """WSPCancelBlockingCall from this thread once a call in another one waits."""
-    _wait_blocking(sp)
+    wait_blocking_calls(sp)
     err = Errno()
     assert sp.WSPCancelBlockingCall(err) == 0, err
 
@@ -199,7 +193,7 @@ def test_cancel_from_a_second_thread_ends_accept_select_and_recv(sp):
         _in_thread(sp.WSPSelect, 0, FdSet([lst]), None, None, None, errs[1]),
         _in_thread(sp.WSPRecv, c, [WSABuf(4, bytearray(4))], 1, Errno(), Errno(0), None, None, None, errs[2]),
     ]
-    _wait_blocking(sp, 3)
+    wait_blocking_calls(sp, 3)
     assert sp.WSPCancelBlockingCall(Errno()) == 0  # one call ends all three
     assert [_joined(t, box) for t, box in calls] == [INVALID_SOCKET, SOCKET_ERROR, SOCKET_ERROR]
     assert [e.value for e in errs] == [WSAEINTR] * 3
@@ -211,7 +205,7 @@ def test_second_blocking_call_on_a_socket_is_inprogress(sp):
     lst, _ = make_listener(sp, backlog=64)
     first = Errno()
     t, box = _in_thread(sp.WSPAccept, lst, None, None, None, 0, first)
-    _wait_blocking(sp)
+    wait_blocking_calls(sp)
     err = Errno()
     assert sp.WSPAccept(lst, None, None, None, 0, err) == INVALID_SOCKET
     assert err.value == WSAEINPROGRESS
@@ -228,7 +222,7 @@ def test_close_interrupts_blocking_calls_and_ends_the_thread(pending_listener):
     e1, e2 = Errno(), Errno()
     accept = _in_thread(sp.WSPAccept, lst, None, None, None, 0, e1)
     connect = _in_thread(_connect, sp, s, pending_listener.getsockname()[1], e2)
-    _wait_blocking(sp, 2)
+    wait_blocking_calls(sp, 2)
     sp.close()
     assert _joined(*accept) == INVALID_SOCKET and e1.value == WSAEINTR
     assert _joined(*connect) == SOCKET_ERROR and e2.value == WSAEINTR
@@ -387,7 +381,7 @@ def test_callback_on_the_loop_thread_when_the_connection_comes_later(sp):
         target=lambda: out.append(sp.WSPAccept(lst, None, None, _callback_probe(sp, seen), 0, Errno()))
     )
     accepter.start()
-    _wait_blocking(sp)
+    wait_blocking_calls(sp)
     c = tcp(sp)
     assert _connect(sp, c, port, Errno()) == 0
     accepter.join(10)

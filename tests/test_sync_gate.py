@@ -28,6 +28,7 @@ from wspasync import (
     SyncProvider,
     sockaddr_in,
 )
+from wsp_support import wait_blocking_calls
 
 E = ErrorCode
 
@@ -185,11 +186,7 @@ def test_a_blocking_connect_in_flight_completes_through_queued_writer(usp):
     worker.start()
     accepted: list[socket.socket] = []
     try:
-        pause = threading.Event()
-        for _ in range(1000):  # (a bounded poll: "the call is waiting" has no notification)
-            if usp.blocking_calls():
-                break
-            pause.wait(0.005)
+        wait_blocking_calls(usp)
         assert usp.blocking_calls() == 1
         # Make room: accept everything queued; the SYN retransmission then lands.
         lst.setblocking(False)

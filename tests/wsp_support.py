@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections.abc import Callable
 
 from wspasync import (
@@ -171,6 +172,18 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
     async with asyncio.timeout(seconds):
         while not condition():
             await asyncio.sleep(0.001)
+
+
+def wait_blocking_calls(sp, n: int = 1, seconds: float = 5) -> None:
+    """Until *n* blocking calls, made by other threads on SyncProvider *sp*, are waiting.
+
+    A bounded poll: "the call has started waiting" has no notification of its own
+    (``sp.blocking_calls()`` is the public count). The result is what is asserted.
+    """
+    deadline = time.monotonic() + seconds
+    while sp.blocking_calls() < n:
+        assert time.monotonic() < deadline, "the blocking calls never started"
+        time.sleep(0.001)
 
 
 def pending_accepts(wsp, lst: int) -> int:
