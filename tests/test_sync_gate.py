@@ -6,11 +6,14 @@ loop -- timers, readers, writers, ``call_soon`` -- is queued for the loop thread
 (wspasync/_sync.py, module docstring). These tests pin the three promises that design
 makes: a call that ends at once never waits for the loop thread; every loop callback
 runs holding the gate; and queued registrations never outlive, or land on, the wrong
-descriptor when callers close sockets right away.
+descriptor when callers close sockets right away. The last test mixes calls from many
+threads on both loops (asyncio's gate is the other way round: its loop thread lets go
+only while it sleeps in the selector).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -20,12 +23,15 @@ import uvloop
 
 from wspasync import (
     AF_INET,
+    FD_CONNECT,
     FIONBIO,
     SOCK_STREAM,
     SOCKET_ERROR,
+    WSA_WAIT_EVENT_0,
     Errno,
     ErrorCode,
     SyncProvider,
+    WSAEvent,
     sockaddr_in,
 )
 from wsp_support import wait_blocking_calls
@@ -201,3 +207,69 @@ def test_a_blocking_connect_in_flight_completes_through_queued_writer(usp):
             c.close()
         lst.close()
     assert usp.WSPCloseSocket(s, Errno()) == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_mixed_calls_from_many_threads_on_either_loop(loop, pending_listener):
+    """Six threads mix fast blocking connects, event-select connects whose outcome a
+    thread waits for, and nonblocking connects left in flight, closing each socket at
+    once: every call answers as it should, the loop reports nothing, nothing is left."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4096)
+    lst.setblocking(False)
+    stop = threading.Event()
+
+    def acceptor() -> None:
+        while not stop.is_set():
+            try:
+                lst.accept()[0].close()
+            except BlockingIOError:
+                stop.wait(0.001)
+
+    name = sockaddr_in(*lst.getsockname())
+    pending = sockaddr_in(*pending_listener.getsockname())
+    failures: list[tuple] = []
+    with SyncProvider(loop=loop) as sp:
+        reported: list[dict] = []
+        sp._loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+        def worker(seed: int) -> None:
+            rnd = random.Random(seed)
+            err = Errno()
+            for _ in range(300):
+                s = sp.WSPSocket(AF_INET, SOCK_STREAM, 0, None, 0, 0, err)
+                kind = rnd.random()
+                if kind < 0.6:
+                    if sp.WSPConnect(s, name, 16, None, None, None, None, err) != 0:
+                        failures.append(("blocking", err.value))
+                elif kind < 0.8:
+                    event = WSAEvent()
+                    sp.WSPEventSelect(s, event, FD_CONNECT, err)
+                    sp.WSPConnect(s, name, 16, None, None, None, None, err)
+                    if sp.wait_for_multiple_events([event], False, 5000) != WSA_WAIT_EVENT_0:
+                        failures.append(("event", None))
+                else:
+                    _nonblocking(sp, s)
+                    rc = sp.WSPConnect(s, pending, 16, None, None, None, None, err)
+                    if (rc, err.value) != (SOCKET_ERROR, E.WSAEWOULDBLOCK):
+                        failures.append(("nonblocking", err.value))
+                if sp.WSPCloseSocket(s, err) != 0:
+                    failures.append(("close", err.value))
+
+        accepting = threading.Thread(target=acceptor)
+        accepting.start()
+        workers = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+        try:
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join(40)
+        finally:
+            stop.set()
+            accepting.join(5)
+            lst.close()
+        assert not any(t.is_alive() for t in workers)
+        assert failures == []
+        assert reported == []
+        assert len(sp) == 0
