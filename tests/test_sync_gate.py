@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import socket
-import struct
 import threading
 
 import pytest
@@ -24,7 +23,6 @@ import uvloop
 from wspasync import (
     AF_INET,
     FD_CONNECT,
-    FIONBIO,
     SOCK_STREAM,
     SOCKET_ERROR,
     WSA_WAIT_EVENT_0,
@@ -34,7 +32,7 @@ from wspasync import (
     WSAEvent,
     sockaddr_in,
 )
-from wsp_support import wait_blocking_calls
+from wsp_support import nonblocking, wait_blocking_calls
 
 E = ErrorCode
 
@@ -47,7 +45,6 @@ def usp():
     with SyncProvider(loop="uvloop") as sp:
         reported: list[dict] = []
         sp._loop.set_exception_handler(lambda _loop, context: reported.append(context))
-        sp.reported = reported
         yield sp
     assert reported == [], reported
 
@@ -124,10 +121,6 @@ def test_a_timer_cancelled_before_the_loop_armed_it_never_fires(usp):
     assert fired == []
 
 
-def _nonblocking(sp: SyncProvider, s: int) -> None:
-    sp.WSPIoctl(s, FIONBIO, struct.pack("<I", 1), 4, None, 0, Errno(), None, None, None, Errno())
-
-
 def test_queued_registrations_and_closes_from_many_threads(usp, pending_listener, listener):
     """Nonblocking connects left in flight (a queued writer and deadline) and listeners
     (a queued reader), closed at once, from four threads at a time: the loop applies
@@ -145,7 +138,7 @@ def test_queued_registrations_and_closes_from_many_threads(usp, pending_listener
                 if usp.WSPListen(s, 4, err) != 0:
                     failures.append(f"listen: {err.value}")
             else:
-                _nonblocking(usp, s)
+                nonblocking(usp, s)
                 rc = usp.WSPConnect(s, pending, 16, None, None, None, None, err)
                 if (rc, err.value) != (SOCKET_ERROR, E.WSAEWOULDBLOCK):
                     failures.append(f"connect: {rc} {err.value}")
@@ -250,7 +243,7 @@ def test_mixed_calls_from_many_threads_on_either_loop(loop, pending_listener):
                     if sp.wait_for_multiple_events([event], False, 5000) != WSA_WAIT_EVENT_0:
                         failures.append(("event", None))
                 else:
-                    _nonblocking(sp, s)
+                    nonblocking(sp, s)
                     rc = sp.WSPConnect(s, pending, 16, None, None, None, None, err)
                     if (rc, err.value) != (SOCKET_ERROR, E.WSAEWOULDBLOCK):
                         failures.append(("nonblocking", err.value))
