@@ -92,12 +92,13 @@ def test_loop_callbacks_run_holding_the_gate(usp):
     def probe(what: str) -> None:
         on_loop = threading.get_ident() == usp._thread_id
         seen.append((what, on_loop, usp._lock._is_owned()))
-        if len(seen) == 4:
+        if len(seen) == 5:
             done.set()
 
     def from_the_loop() -> None:
         loop.call_soon(probe, "call_soon")
         loop.call_later(0.001, probe, "call_later on the loop")
+        loop.call_at(loop.time() + 0.001, probe, "call_at on the loop")
 
     loop.call_soon_threadsafe(from_the_loop)
     loop.call_soon_threadsafe(probe, "call_soon_threadsafe")
@@ -105,7 +106,13 @@ def test_loop_callbacks_run_holding_the_gate(usp):
     assert done.wait(5)
     assert sorted(seen) == sorted(
         (what, True, True)
-        for what in ("call_soon", "call_later on the loop", "call_soon_threadsafe", "call_later from a caller")
+        for what in (
+            "call_soon",
+            "call_later on the loop",
+            "call_at on the loop",
+            "call_soon_threadsafe",
+            "call_later from a caller",
+        )
     )
 
 

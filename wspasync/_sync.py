@@ -224,8 +224,11 @@ def _gated_uvloop(gate: _Gate) -> asyncio.AbstractEventLoop:
             def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:  # type: ignore[override]
                 if _get_ident() != self.owner:
                     return self._queue_timer(when, callback, args, context)
-                # uvloop's call_at goes through self.call_later, which wraps.
-                return super().call_at(when, callback, *args, context=context)
+                # As uvloop's own call_at does, but wrapping here rather than relying on
+                # it going through self.call_later.
+                return super().call_later(
+                    when - super().time(), _gated_call, self.gate, callback, *args, context=context
+                )
 
             def _queue_timer(self, when: float, callback: Any, args: Any, context: Any) -> Any:
                 timer = _QueuedTimer(self, when)
